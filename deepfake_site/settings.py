@@ -1,0 +1,228 @@
+"""Django settings for the deepfake forensics service.
+
+Every setting an operator may change is read from the environment here, in this
+one module, through the small typed helpers below. The defaults make the service
+run on one laptop with nothing else installed: SQLite, django-q2's ORM broker and
+the model files shipped in the repository. `DATABASE_URL` and `REDIS_URL` switch
+it to PostgreSQL and Redis for a cluster. The README documents every variable.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={value!r} is not a boolean (use 1/0, true/false, yes/no)")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not an integer") from None
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_secret(name: str) -> str:
+    """Read a secret from `NAME`, or from the file named by `NAME_FILE` (Docker secrets)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().strip()
+    return os.environ.get(name, "")
+
+
+def local_secret_key(path: Path) -> str:
+    """Generate a secret key once for the embedded setup and keep it in a private file.
+
+    Sessions survive restarts because the key is stable; it is never committed
+    (the file is git-ignored) and never the same on two machines.
+    """
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(50)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_secret("SECRET_KEY") or local_secret_key(BASE_DIR / ".secret_key")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_q",
+    "detector",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # Serves collected static files without a separate web server, also with DEBUG off.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "deepfake_site.urls"
+WSGI_APPLICATION = "deepfake_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite unless DATABASE_URL names another database (PostgreSQL for a cluster).
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DEEPFAKE_DB_CONN_MAX_AGE", 0),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker write to one file: wait for the lock instead of
+    # failing at once, and let readers run beside a writer (WAL).
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+    }
+    # A file, not memory, so that a worker started by a test sees the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("DEEPFAKE_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Uploads and derived images live here. They are never served as static files:
+# a view checks ownership before streaming each one (there is no MEDIA_URL route).
+MEDIA_ROOT = Path(env_str("DEEPFAKE_MEDIA_ROOT", str(BASE_DIR / "media")))
+
+# Largest accepted upload. Bigger requests are refused before the body is stored.
+DEEPFAKE_MAX_UPLOAD_MB = env_int("DEEPFAKE_MAX_UPLOAD_MB", 500)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Uploads larger than this go to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_PERMISSIONS = 0o640
+
+# The detection engine, loaded only in the worker process.
+DEEPFAKE_MODEL_DIR = Path(env_str("DEEPFAKE_MODEL_DIR", str(BASE_DIR / "ml" / "weights")))
+DEEPFAKE_DEVICE = env_str("DEEPFAKE_DEVICE", "auto")
+DEEPFAKE_TORCH_THREADS = env_int("DEEPFAKE_TORCH_THREADS", 0)  # 0: one per core
+DEEPFAKE_TASK_TIMEOUT = env_int("DEEPFAKE_TASK_TIMEOUT", 900)
+
+# The job queue. ORM broker (the default database) unless REDIS_URL is set.
+REDIS_URL = env_str("REDIS_URL")
+Q_CLUSTER = {
+    "name": env_str("DEEPFAKE_QUEUE_NAME", "deepfake"),
+    # Two torch jobs on two cores fight for them: one worker per machine by default.
+    "workers": env_int("DEEPFAKE_WORKERS", 1),
+    "timeout": DEEPFAKE_TASK_TIMEOUT,
+    # Must exceed the timeout, or a long task would be handed to a second worker.
+    "retry": DEEPFAKE_TASK_TIMEOUT + 60,
+    # A worker killed mid-task gets its task re-delivered once, then the task fails.
+    "max_attempts": 2,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "recycle": 50,
+    "catch_up": False,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = 0.5
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+# Served over HTTPS behind a proxy: cookies only over TLS, HSTS (see README).
+DEEPFAKE_HTTPS = env_bool("DEEPFAKE_HTTPS", False)
+SESSION_COOKIE_SECURE = DEEPFAKE_HTTPS
+CSRF_COOKIE_SECURE = DEEPFAKE_HTTPS
+SECURE_SSL_REDIRECT = DEEPFAKE_HTTPS
+SECURE_HSTS_SECONDS = env_int("DEEPFAKE_HSTS_SECONDS", 31536000 if DEEPFAKE_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = DEEPFAKE_HTTPS
+SECURE_HSTS_PRELOAD = DEEPFAKE_HTTPS
+if env_bool("DEEPFAKE_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("DEEPFAKE_LOG_LEVEL", "INFO")},
+}

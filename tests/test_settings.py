@@ -1,0 +1,52 @@
+import pytest
+
+from deepfake_site import settings as site_settings
+
+
+def test_env_bool_reads_common_spellings(monkeypatch):
+    for value, expected in [("1", True), ("true", True), ("YES", True), ("0", False), ("off", False)]:
+        monkeypatch.setenv("X_FLAG", value)
+        assert site_settings.env_bool("X_FLAG") is expected
+    monkeypatch.delenv("X_FLAG")
+    assert site_settings.env_bool("X_FLAG", True) is True
+
+
+def test_env_bool_rejects_garbage(monkeypatch):
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(ValueError, match="X_FLAG"):
+        site_settings.env_bool("X_FLAG")
+
+
+def test_env_int_and_list(monkeypatch):
+    monkeypatch.setenv("X_INT", "42")
+    monkeypatch.setenv("X_LIST", "a.example, b.example,,")
+    assert site_settings.env_int("X_INT", 1) == 42
+    assert site_settings.env_list("X_LIST") == ["a.example", "b.example"]
+    monkeypatch.setenv("X_INT", "forty")
+    with pytest.raises(ValueError, match="X_INT"):
+        site_settings.env_int("X_INT", 1)
+
+
+def test_env_secret_prefers_file(monkeypatch, tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-file\n")
+    monkeypatch.setenv("X_SECRET", "from-env")
+    assert site_settings.env_secret("X_SECRET") == "from-env"
+    monkeypatch.setenv("X_SECRET_FILE", str(secret_file))
+    assert site_settings.env_secret("X_SECRET") == "from-file"
+
+
+def test_local_secret_key_is_generated_once_and_private(tmp_path):
+    path = tmp_path / ".secret_key"
+    first = site_settings.local_secret_key(path)
+    assert len(first) >= 50
+    assert site_settings.local_secret_key(path) == first
+    assert path.stat().st_mode & 0o077 == 0
+
+
+def test_defaults_are_safe():
+    from django.conf import settings
+
+    assert settings.DEBUG is False
+    assert "django-insecure" not in settings.SECRET_KEY
+    assert settings.ALLOWED_HOSTS
