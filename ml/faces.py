@@ -114,7 +114,13 @@ def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def crop_face(image: np.ndarray, detection: Detection, margin: float = 0.3, size: int = 224) -> FaceCrop:
+def crop_face(
+    image: np.ndarray,
+    detection: Detection,
+    margin: float = 0.3,
+    size: int = 224,
+    interpolation: int | None = None,
+) -> FaceCrop:
     """A square crop centred on the face box, `margin` wider on each side, resized to `size`.
 
     Parts of the square outside the frame are filled by replicating the border, so a face
@@ -132,7 +138,8 @@ def crop_face(image: np.ndarray, detection: Detection, margin: float = 0.3, size
     if pad:
         source = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     patch = source[top + pad : bottom + pad, left + pad : right + pad]
-    interpolation = cv2.INTER_AREA if side_px > size else cv2.INTER_LINEAR
+    if interpolation is None:
+        interpolation = cv2.INTER_AREA if side_px > size else cv2.INTER_LINEAR
     crop = cv2.resize(patch, (size, size), interpolation=interpolation)
     landmarks = (detection.landmarks - np.array([left, top], np.float32)) * (size / side_px)
     return FaceCrop(image=crop, landmarks=landmarks.astype(np.float32), square=(left, top, right, bottom))

@@ -1,0 +1,171 @@
+"""The checkpoint format: one file per model, everything needed to trust and use it.
+
+A checkpoint is a `torch.save`d dict of plain data and tensors, loaded with
+`weights_only=True` because a checkpoint is untrusted input:
+
+    format          "deepfake-forensics-checkpoint"
+    format_version  1
+    config          ModelConfig as a dict: architecture, preprocessing, class mapping
+    calibration     decision threshold and the "uncertain" band, chosen on validation data
+    provenance      free-form: data, licences, date, command, metrics, version
+    state_dict      the weights (floating tensors may be stored as float16)
+
+Loading checks every part and raises `ModelUnavailableError` with a message that says what
+is wrong, for a missing file, a corrupt one, or one that does not fit its architecture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ml.errors import ModelUnavailableError
+from ml.models.base import DeepfakeModel, ModelConfig
+
+FORMAT = "deepfake-forensics-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Calibration:
+    """P(fake) >= uncertain_high is "fake", < uncertain_low is "real", between is "uncertain"."""
+
+    threshold: float = 0.5
+    uncertain_low: float = 0.4
+    uncertain_high: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.uncertain_low <= self.threshold <= self.uncertain_high <= 1.0:
+            raise ValueError(
+                f"calibration must satisfy 0 <= low <= threshold <= high <= 1, got {asdict(self)}"
+            )
+
+    def verdict(self, fake_probability: float) -> str:
+        if fake_probability >= self.uncertain_high:
+            return "fake"
+        if fake_probability < self.uncertain_low:
+            return "real"
+        return "uncertain"
+
+
+@dataclass
+class Checkpoint:
+    model: DeepfakeModel
+    calibration: Calibration
+    provenance: dict = field(default_factory=dict)
+    path: Path | None = None
+    sha256: str = ""
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def version(self) -> str:
+        """A short, stable identity of these exact weights (for the record of an analysis)."""
+        return str(self.provenance.get("version") or self.sha256[:12] or "untracked")
+
+
+def save_checkpoint(
+    model: DeepfakeModel,
+    path: str | Path,
+    calibration: Calibration | None = None,
+    provenance: dict | None = None,
+    half: bool = False,
+) -> Path:
+    """Write the model, its config, calibration and provenance to one file."""
+    state = {}
+    for key, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu()
+        state[key] = tensor.half() if half and tensor.is_floating_point() else tensor.clone()
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "calibration": asdict(calibration or Calibration()),
+        "provenance": dict(provenance or {}),
+        "state_dict": state,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, temporary)
+    temporary.replace(path)  # never leave a half-written checkpoint under the real name
+    return path
+
+
+def load_checkpoint(path: str | Path, expected_name: str | None = None, device: str = "cpu") -> Checkpoint:
+    """Load and validate a checkpoint; the model comes back in eval mode on `device`."""
+    from ml.models.registry import build_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelUnavailableError(f"model file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged or foreign file
+        raise ModelUnavailableError(f"{path.name} is corrupt or not a checkpoint ({exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelUnavailableError(f"{path.name} is not a {FORMAT} file")
+    if payload.get("format_version") != FORMAT_VERSION:
+        found = payload.get("format_version")
+        raise ModelUnavailableError(
+            f"{path.name} has format version {found}, this code reads {FORMAT_VERSION}"
+        )
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+        calibration = Calibration(**payload["calibration"])
+        state = payload["state_dict"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelUnavailableError(f"{path.name} has an invalid config or calibration ({exc})") from None
+    if expected_name is not None and config.name != expected_name:
+        raise ModelUnavailableError(f"{path.name} holds a {config.name!r} model, not {expected_name!r}")
+    try:
+        model = build_model(config)
+    except (KeyError, ValueError) as exc:
+        raise ModelUnavailableError(f"{path.name}: {exc}") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong_shape:
+        raise ModelUnavailableError(
+            f"{path.name} does not fit the {config.name!r} architecture: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong_shape[:3]}"
+        )
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    model.eval().to(device)
+    return Checkpoint(
+        model=model,
+        calibration=calibration,
+        provenance=dict(payload.get("provenance") or {}),
+        path=path,
+        sha256=_sha256(path),
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def import_reference_resnext(source: str | Path, destination: str | Path) -> Path:
+    """Convert a checkpoint of the reference ResNeXt-LSTM project into this format (compat mode)."""
+    from ml.models.resnext_lstm import load_reference_state_dict
+
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelUnavailableError(f"{Path(source).name} is corrupt or not a state dict ({exc})") from None
+    model = load_reference_state_dict(state)
+    provenance = {
+        "imported_from": Path(source).name,
+        "note": "reference ResNeXt-LSTM checkpoint, compat mode",
+    }
+    return save_checkpoint(model, destination, Calibration(0.5, 0.5, 0.5), provenance)

@@ -1,0 +1,166 @@
+"""The typed values the engine returns. They need numpy but not torch, so the web process
+can read them. `AnalysisResult.to_dict()` gives the JSON-able summary (arrays left out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+VERDICTS = ("fake", "real", "uncertain", "no_face")
+
+
+@dataclass
+class FaceResult:
+    """One face in one analysed frame (or photo), with its score and evidence images."""
+
+    frame_index: int
+    timestamp_s: float
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
+    landmarks: list[tuple[float, float]]
+    detector_confidence: float
+    track_id: int
+    fake_probability: float
+    crop: np.ndarray | None = None  # RGB uint8, the model's input crop
+    heatmap: np.ndarray | None = None  # float32 in [0, 1], same size as the crop
+    overlay: np.ndarray | None = None  # RGB uint8: the heatmap blended over the crop
+
+    def to_dict(self) -> dict:
+        return {
+            "frame_index": self.frame_index,
+            "timestamp_s": round(self.timestamp_s, 3),
+            "box": [round(v, 1) for v in self.box],
+            "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks],
+            "detector_confidence": round(self.detector_confidence, 4),
+            "track_id": self.track_id,
+            "fake_probability": round(self.fake_probability, 4),
+        }
+
+
+@dataclass
+class FrameResult:
+    index: int
+    timestamp_s: float
+    faces: list[FaceResult] = field(default_factory=list)
+    thumbnail: np.ndarray | None = None  # RGB uint8, at most THUMBNAIL_WIDTH wide
+
+    @property
+    def fake_probability(self) -> float | None:
+        """The most suspicious face in the frame, or None when it has no face."""
+        return max((face.fake_probability for face in self.faces), default=None)
+
+    def to_dict(self) -> dict:
+        p = self.fake_probability
+        return {
+            "index": self.index,
+            "timestamp_s": round(self.timestamp_s, 3),
+            "fake_probability": None if p is None else round(p, 4),
+            "faces": [face.to_dict() for face in self.faces],
+        }
+
+
+@dataclass
+class TrackResult:
+    """One person: the faces that detection grouped across frames."""
+
+    track_id: int
+    faces: int
+    fake_probability: float  # the sequence model's output, or the mean of frame scores
+    mean_probability: float
+    max_probability: float
+    median_face_size: float
+    verdict: str
+    counted: bool  # whether this track took part in the overall verdict
+
+    def to_dict(self) -> dict:
+        return {
+            "track_id": self.track_id,
+            "faces": self.faces,
+            "fake_probability": round(self.fake_probability, 4),
+            "mean_probability": round(self.mean_probability, 4),
+            "max_probability": round(self.max_probability, 4),
+            "median_face_size": round(self.median_face_size, 1),
+            "verdict": self.verdict,
+            "counted": self.counted,
+        }
+
+
+@dataclass
+class Aggregates:
+    """Ways to summarise per-frame scores, kept for the record beside the one used."""
+
+    used: str  # "sequence" or "mean"
+    sequence: float | None
+    mean: float | None
+    max: float | None
+    smoothed_max: float | None  # max of a 3-frame moving average: one odd frame counts less
+
+    def to_dict(self) -> dict:
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(v, 4)
+
+        return {
+            "used": self.used,
+            "sequence": r(self.sequence),
+            "mean": r(self.mean),
+            "max": r(self.max),
+            "smoothed_max": r(self.smoothed_max),
+        }
+
+
+@dataclass
+class AnalysisResult:
+    media_type: str  # "video" or "image"
+    verdict: str  # one of VERDICTS
+    fake_probability: float | None
+    confidence: float | None  # 0 at the decision threshold, 1 at certainty
+    model_name: str
+    model_version: str
+    threshold: float
+    uncertain_low: float
+    uncertain_high: float
+    frames_requested: int
+    width: int
+    height: int
+    duration_s: float = 0.0
+    fps: float = 0.0
+    frame_count: int = 1
+    frames: list[FrameResult] = field(default_factory=list)
+    tracks: list[TrackResult] = field(default_factory=list)
+    aggregates: Aggregates | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frames_analyzed(self) -> int:
+        return len(self.frames)
+
+    @property
+    def faces_detected(self) -> int:
+        return sum(len(frame.faces) for frame in self.frames)
+
+    def faces(self) -> list[FaceResult]:
+        return [face for frame in self.frames for face in frame.faces]
+
+    def to_dict(self) -> dict:
+        return {
+            "media_type": self.media_type,
+            "verdict": self.verdict,
+            "fake_probability": None if self.fake_probability is None else round(self.fake_probability, 4),
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "model": self.model_name,
+            "model_version": self.model_version,
+            "threshold": self.threshold,
+            "uncertain_band": [self.uncertain_low, self.uncertain_high],
+            "frames_requested": self.frames_requested,
+            "frames_analyzed": self.frames_analyzed,
+            "faces_detected": self.faces_detected,
+            "width": self.width,
+            "height": self.height,
+            "duration_s": round(self.duration_s, 3),
+            "fps": round(self.fps, 3),
+            "frame_count": self.frame_count,
+            "aggregates": self.aggregates.to_dict() if self.aggregates else None,
+            "tracks": [track.to_dict() for track in self.tracks],
+            "frames": [frame.to_dict() for frame in self.frames],
+            "timings": {stage: round(seconds, 3) for stage, seconds in self.timings.items()},
+        }

@@ -1,0 +1,45 @@
+"""Test media made on the fly: nothing generated is committed."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def write_video(path: Path, frames: int, size: tuple[int, int] = (160, 120), fps: float = 25.0) -> Path:
+    """An MPEG-4 Part 2 video whose frame i is filled with grey level i (so frames are tellable)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(np.full((size[1], size[0], 3), (i * 7) % 256, np.uint8))
+    writer.release()
+    return path
+
+
+def write_frames_from(source: Path, path: Path, count: int, step: int = 1) -> Path:
+    """A short video made of frames of a real video (every `step`-th, `count` of them)."""
+    capture = cv2.VideoCapture(str(source))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps / step, (width, height))
+    written = index = 0
+    while written < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index % step == 0:
+            writer.write(frame)
+            written += 1
+        index += 1
+    capture.release()
+    writer.release()
+    return path
+
+
+def blank_photo(path: Path, size: tuple[int, int] = (640, 480)) -> Path:
+    """A photo with no face: a smooth colour gradient."""
+    x = np.linspace(0, 255, size[0], dtype=np.uint8)
+    image = np.stack([np.tile(x, (size[1], 1))] * 3, axis=-1)
+    image[..., 1] = 128
+    cv2.imwrite(str(path), image)
+    return path

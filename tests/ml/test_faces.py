@@ -1,0 +1,86 @@
+import numpy as np
+
+from ml.faces import Detection, assign_tracks, crop_face
+from ml.media import read_frames, read_image
+from tests.conftest import shared_path
+
+
+def test_faces_are_found_in_every_sampled_frame_of_a_real_video(face_detector):
+    _, frames = read_frames(shared_path("data", "videos", "ffpp", "real", "033.mp4"), 10)
+    detections = face_detector.detect([f.image for f in frames])
+    assert all(faces for faces in detections)
+    # The presenter is the largest face in every frame, with landmarks inside the box.
+    for faces in detections:
+        main = faces[0]
+        x1, y1, x2, y2 = main.box
+        assert main.confidence > 0.95
+        assert 50 < main.size < 200
+        assert np.all((main.landmarks[:, 0] > x1) & (main.landmarks[:, 0] < x2))
+        assert np.all((main.landmarks[:, 1] > y1) & (main.landmarks[:, 1] < y2))
+
+
+def test_a_multi_face_photo_yields_every_face(face_detector):
+    _, image = read_image(shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg"))
+    faces = face_detector.detect([image])[0]
+    assert len(faces) >= 4
+    assert [f.size for f in faces] == sorted((f.size for f in faces), reverse=True)
+
+
+def test_a_photo_without_a_face_yields_none(face_detector, tmp_path):
+    from tests.media_factory import blank_photo
+
+    _, image = read_image(blank_photo(tmp_path / "wall.jpg"))
+    assert face_detector.detect([image]) == [[]]
+
+
+def test_images_of_different_sizes_can_be_detected_together(face_detector):
+    folder = shared_path("data", "images", "real_faces", "facenet_pytorch")
+    _, big = read_image(folder / "multiface.jpg")
+    _, small = read_image(next(shared_path("data", "images", "lfw_faceswap", "test", "real").glob("*.jpg")))
+    detections = face_detector.detect([big, small, big])
+    assert len(detections[0]) == len(detections[2]) >= 4
+    assert len(detections[1]) >= 1
+
+
+def test_crop_face_is_square_with_margin_and_moves_landmarks():
+    image = np.zeros((200, 300, 3), np.uint8)
+    image[50:150, 100:200] = 255  # the "face"
+    detection = Detection(
+        (100, 50, 200, 150),
+        np.array([[130, 80], [170, 80], [150, 100], [135, 125], [165, 125]], np.float32),
+        0.99,
+    )
+    crop = crop_face(image, detection, margin=0.25, size=150)
+    assert crop.image.shape == (150, 150, 3)
+    # The box is 100 px; with 25 % margin each side the square is 150 px: scale 1.
+    assert crop.square == (75, 25, 225, 175)
+    assert np.allclose(crop.landmarks[0], [55, 55])
+    assert crop.image[75, 75].tolist() == [255, 255, 255]
+    assert crop.image[5, 5].tolist() == [0, 0, 0]
+
+
+def test_crop_face_at_the_edge_keeps_scale():
+    image = np.full((100, 100, 3), 90, np.uint8)
+    detection = Detection((0, 0, 40, 40), np.zeros((5, 2), np.float32), 0.99)
+    crop = crop_face(image, detection, margin=0.5, size=80)
+    assert crop.image.shape == (80, 80, 3)
+    assert crop.square == (-20, -20, 60, 60)
+
+
+def test_tracks_follow_each_person_across_frames():
+    def det(x: float) -> Detection:
+        return Detection((x, 10, x + 50, 60), np.zeros((5, 2), np.float32), 0.99)
+
+    frames = [[det(0), det(300)], [det(310), det(8)], [det(16)], [det(24), det(320)]]
+    assert assign_tracks(frames) == 2
+    left = [f.track_id for faces in frames for f in faces if f.box[0] < 100]
+    right = [f.track_id for faces in frames for f in faces if f.box[0] >= 100]
+    assert len(set(left)) == 1 and len(set(right)) == 1 and left[0] != right[0]
+
+
+def test_tracks_on_a_real_video_keep_the_presenter_in_one_track(face_detector):
+    _, frames = read_frames(shared_path("data", "videos", "ffpp", "real", "033.mp4"), 20)
+    detections = face_detector.detect([f.image for f in frames])
+    assign_tracks(detections)
+    presenter = {faces[0].track_id for faces in detections}
+    assert len(presenter) == 1
