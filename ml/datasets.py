@@ -180,7 +180,6 @@ def cache_faces(
     or the reason it has none). Items already in the index are skipped, so an interrupted run
     continues where it stopped.
     """
-    import torch
     from tqdm import tqdm
 
     from ml.errors import EngineError
@@ -192,8 +191,7 @@ def cache_faces(
     index = out_dir / "index.jsonl"
     done = {entry["key"] for entry in read_index(out_dir)}
     todo = [item for item in items if item.key not in done]
-    torch.set_num_threads(1)
-    detector = FaceDetector()
+    detector = FaceDetector(threads=1)  # other work usually runs beside a cache job
     started = time.monotonic()
     for item in tqdm(todo, desc="caching faces", unit="file", disable=not progress, file=sys.stderr):
         entry = {"key": item.key, **asdict(item)}
@@ -255,7 +253,12 @@ def read_index(cache_dir: str | Path) -> list[dict]:
     index = Path(cache_dir) / "index.jsonl"
     if not index.exists():
         return []
-    return [json.loads(line) for line in index.read_text().splitlines() if line.strip()]
+    entries = {}
+    for line in index.read_text().splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            entries[entry["key"]] = entry  # a file cached twice (two runs at once): the last wins
+    return list(entries.values())
 
 
 def load_crops(cache_dir: str | Path, key: str) -> dict[str, np.ndarray]:

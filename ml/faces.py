@@ -40,7 +40,9 @@ class FaceDetector:
     Frames are scaled so that their longer side is at most `detect_size` before detection
     (faces in a 720p frame are found as well at 640 px, ~3x faster), and boxes are mapped
     back to the full frame. MTCNN resizes every candidate box on its own and collapses
-    when torch uses several threads on a busy machine, so detection runs on one thread.
+    when torch uses several threads on a *busy* machine: pass `threads=1` where other work
+    competes for the cores (the crop cache does). On a quiet machine, all cores are ~1.7x
+    faster than one (100 frames of 720p: 3.9 s against 6.6 s here).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class FaceDetector:
         min_confidence: float = 0.95,
         batch_size: int = 16,
         device: str | torch.device = "cpu",
+        threads: int | None = None,
     ) -> None:
         from facenet_pytorch import MTCNN
 
@@ -58,6 +61,7 @@ class FaceDetector:
         self.min_face_size = min_face_size
         self.min_confidence = min_confidence
         self.batch_size = batch_size
+        self.threads = threads
         self.mtcnn = MTCNN(
             keep_all=True,
             min_face_size=min_face_size,
@@ -73,7 +77,7 @@ class FaceDetector:
         for i, image in enumerate(images):
             by_size.setdefault(image.shape[:2], []).append(i)
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        torch.set_num_threads(self.threads or threads)
         try:
             for (height, width), indices in by_size.items():
                 scale = min(1.0, self.detect_size / max(height, width))
@@ -104,6 +108,48 @@ class FaceDetector:
             faces.sort(key=lambda face: face.size, reverse=True)
             found.append(faces)
         return found
+
+
+@dataclass
+class Interpolated(Detection):
+    """A face placed between two detections of the same track in the neighbouring frames."""
+
+
+def detect_sparse(
+    detector: FaceDetector, images: Sequence[np.ndarray], timestamps: Sequence[float], max_gap_s: float = 0.15
+) -> list[list[Detection]]:
+    """Faces in every frame, running the detector on only every other frame when frames are
+    at most `max_gap_s` apart (100 frames of a 10 s video: 0.1 s).
+
+    A skipped frame gets the faces whose track appears in both neighbouring frames, with box
+    and landmarks halfway between (`Interpolated`); faces are still cropped from the skipped
+    frame's own pixels. Tracks are assigned over all frames. Halves detection, which is most
+    of an analysis's time, when many frames are asked for.
+    """
+    n = len(images)
+    gaps = np.diff(np.asarray(timestamps, np.float64))
+    if n < 5 or not len(gaps) or float(np.median(gaps)) > max_gap_s:
+        detections = detector.detect(images)
+        assign_tracks(detections)
+        return detections
+    detected = sorted(set(range(0, n, 2)) | {n - 1})
+    found = dict(zip(detected, detector.detect([images[i] for i in detected]), strict=True))
+    assign_tracks([found[i] for i in detected], max_gap=2)
+    detections: list[list[Detection]] = []
+    for i in range(n):
+        if i in found:
+            detections.append(found[i])
+            continue
+        before = {face.track_id: face for face in found[i - 1]}
+        faces = []
+        for face in found[i + 1]:
+            if face.track_id in before:
+                a = before[face.track_id]
+                box = tuple((u + v) / 2 for u, v in zip(a.box, face.box, strict=True))
+                landmarks = (a.landmarks + face.landmarks) / 2
+                faces.append(Interpolated(box, landmarks, min(a.confidence, face.confidence), face.track_id))
+        detections.append(faces)
+    return detections
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:

