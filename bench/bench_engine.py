@@ -65,8 +65,9 @@ def main() -> int:
         device="cpu",
         face_detector=video_detector.face_detector,
     )
+    loaded = time.perf_counter() - t0
     print(
-        f"models loaded in {time.perf_counter() - t0:.1f} s; torch threads {torch.get_num_threads()}; bf16 {video_detector.bf16}"
+        f"models loaded in {loaded:.1f} s; torch threads {torch.get_num_threads()}; bf16 {video_detector.bf16}"
     )
 
     capture = cv2.VideoCapture(str(args.video))
