@@ -58,17 +58,10 @@ def main() -> int:
 
     t0 = time.perf_counter()
     video_detector = Detector.load(model_path("efficientnet_lstm", scratch), device="cpu")
-    image_detector = Detector(
-        __import__("ml.checkpoint", fromlist=["load_checkpoint"]).load_checkpoint(
-            model_path("efficientnet", scratch)
-        ),
-        device="cpu",
-        face_detector=video_detector.face_detector,
-    )
+    image_detector = Detector.load(model_path("efficientnet", scratch), device="cpu")
     loaded = time.perf_counter() - t0
-    print(
-        f"models loaded in {loaded:.1f} s; torch threads {torch.get_num_threads()}; bf16 {video_detector.bf16}"
-    )
+    threads = torch.get_num_threads()
+    print(f"models loaded in {loaded:.1f} s; torch threads {threads}; bf16 {video_detector.bf16}")
 
     capture = cv2.VideoCapture(str(args.video))
     size = f"{int(capture.get(3))}x{int(capture.get(4))}"
