@@ -267,8 +267,9 @@ def train_frame_model(
             "train_seconds": train_seconds,
         }
         history.append(record)
-        if target > best_auc:
-            best_auc, stale = target, 0
+        # A validation split with one class has no AUC: then the latest epoch counts as best.
+        if target > best_auc or (math.isnan(target) and not best_path.exists()):
+            best_auc, stale = (target if not math.isnan(target) else best_auc), 0
             torch.save(model.state_dict(), best_path)
         else:
             stale += 1
@@ -378,8 +379,8 @@ def train_sequence_head(
             losses.append(loss.item())
         scores, labels = sequence_scores(model, val_sequences, config.sequence_length)
         auc = safe_auc(labels, scores)
-        if auc > best_auc + 1e-6:
-            best_auc, stale = auc, 0
+        if auc > best_auc + 1e-6 or (math.isnan(auc) and best_state is None):
+            best_auc, stale = (auc if not math.isnan(auc) else best_auc), 0
             best_state = {
                 k: v.clone()
                 for k, v in model.state_dict().items()

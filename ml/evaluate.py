@@ -1,0 +1,283 @@
+"""Evaluate a checkpoint on labelled media, through the same pipeline the service runs.
+
+    python -m ml.evaluate --model ml/weights/efficientnet_lstm.pt --data ../shared/data/videos/ffpp \
+        --split test --frames 32 --out docs/evaluation/efficientnet_lstm
+
+Every file of the split is analysed end to end (decode, face detection, crops, model).
+Metrics are reported per file (video level) and per frame (the frame's most suspicious counted
+face): accuracy, precision, recall and F1 at the checkpoint's threshold, ROC-AUC, EER,
+average precision, the confusion matrix, and how many files fell in the "uncertain" band.
+OUT gets `summary.json`, `summary.md` and ROC, PR, confusion-matrix and histogram PNGs.
+The split is the one `ml.train` used (same grouping and seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+
+@dataclass
+class Metrics:
+    count: int
+    positives: int
+    threshold: float
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    roc_auc: float
+    eer: float
+    average_precision: float
+    confusion: list[list[int]]  # [[TN, FP], [FN, TP]], rows = true real, true fake
+
+
+def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The error rate where false positives and false negatives are equally frequent."""
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fnr = 1 - tpr
+    i = int(np.nanargmin(np.abs(fnr - fpr)))
+    return float((fpr[i] + fnr[i]) / 2)
+
+
+def compute_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Metrics:
+    labels = np.asarray(labels, int)
+    scores = np.asarray(scores, float)
+    predicted = (scores >= threshold).astype(int)
+    both = len(set(labels.tolist())) == 2
+    return Metrics(
+        count=len(labels),
+        positives=int(labels.sum()),
+        threshold=threshold,
+        accuracy=float(accuracy_score(labels, predicted)),
+        precision=float(precision_score(labels, predicted, zero_division=0)),
+        recall=float(recall_score(labels, predicted, zero_division=0)),
+        f1=float(f1_score(labels, predicted, zero_division=0)),
+        roc_auc=float(roc_auc_score(labels, scores)) if both else float("nan"),
+        eer=equal_error_rate(labels, scores) if both else float("nan"),
+        average_precision=float(average_precision_score(labels, scores)) if both else float("nan"),
+        confusion=confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
+    )
+
+
+def plot_all(
+    labels: np.ndarray, scores: np.ndarray, metrics: Metrics, out: Path, title: str, prefix: str
+) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(fpr, tpr, label=f"AUC {metrics.roc_auc:.3f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC · {title}")
+    ax.legend(loc="lower right")
+    names.append(_save(fig, out / f"{prefix}_roc.png"))
+
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(recall, precision, label=f"AP {metrics.average_precision:.3f}")
+    ax.set(xlabel="recall (fake)", ylabel="precision (fake)", title=f"PR · {title}", ylim=(0, 1.02))
+    ax.legend(loc="lower left")
+    names.append(_save(fig, out / f"{prefix}_pr.png"))
+
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    matrix = np.array(metrics.confusion)
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(
+            j, i, str(value), ha="center", va="center", color="black" if value < matrix.max() / 2 else "white"
+        )
+    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["real", "fake"], yticklabels=["real", "fake"])
+    ax.set(xlabel="predicted", ylabel="true", title=f"Confusion at {metrics.threshold:.2f}")
+    names.append(_save(fig, out / f"{prefix}_confusion.png"))
+
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    bins = np.linspace(0, 1, 26)
+    ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="real")
+    ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="fake")
+    ax.axvline(metrics.threshold, color="black", linestyle="--", linewidth=1, label="threshold")
+    ax.set(xlabel="P(fake)", ylabel="count", title=f"Scores · {title}")
+    ax.legend()
+    names.append(_save(fig, out / f"{prefix}_histogram.png"))
+    return names
+
+
+def _save(fig: object, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path.name
+
+
+def evaluate(
+    model: Path, data: str, split: str, frames: int, out: Path, seed: int = 0, limit: int = 0
+) -> dict:
+    from tqdm import tqdm
+
+    from ml.datasets import discover, grouped_split
+    from ml.errors import EngineError
+    from ml.inference import Detector
+
+    out.mkdir(parents=True, exist_ok=True)
+    items = discover(data)
+    grouped_split(items, seed=seed)
+    items = [item for item in items if item.split == split]
+    if limit:
+        items = items[:limit]
+    if not items:
+        raise SystemExit(f"no files in the {split!r} split of {data}")
+    detector = Detector.load(model)
+    rows, frame_labels, frame_scores, failures = [], [], [], []
+    started = time.monotonic()
+    for item in tqdm(items, desc=f"evaluating {split}", unit="file", file=sys.stderr):
+        try:
+            if item.media_type == "video":
+                result = detector.analyze_video(item.path, frames, explain=False)
+            else:
+                result = detector.analyze_image(item.path, explain=False)
+        except EngineError as exc:
+            failures.append({"path": item.path, "error": f"{exc.reason}: {exc}"})
+            continue
+        if result.fake_probability is None:
+            failures.append({"path": item.path, "error": "no_face"})
+            continue
+        counted = {t.track_id for t in result.tracks if t.counted}
+        for frame in result.frames:
+            values = [f.fake_probability for f in frame.faces if f.track_id in counted]
+            if values:
+                frame_labels.append(item.label)
+                frame_scores.append(max(values))
+        rows.append(
+            {
+                "path": item.path,
+                "label": item.label,
+                "method": item.method,
+                "score": result.fake_probability,
+                "verdict": result.verdict,
+            }
+        )
+    seconds = time.monotonic() - started
+    labels = np.array([r["label"] for r in rows])
+    scores = np.array([r["score"] for r in rows])
+    threshold = detector.calibration.threshold
+    file_metrics = compute_metrics(labels, scores, threshold)
+    frame_metrics = compute_metrics(np.array(frame_labels), np.array(frame_scores), threshold)
+    level = "video" if items[0].media_type == "video" else "photo"
+    plots = plot_all(labels, scores, file_metrics, out, f"{split}, per {level}", level)
+    if level == "video":
+        plots += plot_all(
+            np.array(frame_labels), np.array(frame_scores), frame_metrics, out, f"{split}, per frame", "frame"
+        )
+    uncertain = [r for r in rows if r["verdict"] == "uncertain"]
+    decided = [r for r in rows if r["verdict"] in ("fake", "real")]
+    by_method = {}
+    for method in sorted({r["method"] for r in rows if r["method"]}):
+        chosen = [r for r in rows if r["method"] in (method, "")]
+        by_method[method] = float(roc_auc_score([r["label"] for r in chosen], [r["score"] for r in chosen]))
+    summary = {
+        "model": str(model),
+        "model_name": detector.name,
+        "model_version": detector.version,
+        "data": data,
+        "split": split,
+        "frames": frames if level == "video" else None,
+        "files": len(items),
+        "failed": failures,
+        "seconds": round(seconds, 1),
+        "calibration": {
+            "threshold": threshold,
+            "uncertain_low": detector.calibration.uncertain_low,
+            "uncertain_high": detector.calibration.uncertain_high,
+        },
+        f"per_{level}": vars(file_metrics),
+        "per_frame": vars(frame_metrics),
+        "uncertain_share": len(uncertain) / max(1, len(rows)),
+        "accuracy_when_decided": (
+            sum((r["verdict"] == "fake") == bool(r["label"]) for r in decided) / len(decided)
+            if decided
+            else None
+        ),
+        "auc_by_method": by_method,
+        "plots": plots,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.md").write_text(markdown(summary, level))
+    return summary
+
+
+def markdown(summary: dict, level: str) -> str:
+    rows = [("per " + level, summary[f"per_{level}"])]
+    if level == "video":
+        rows.append(("per frame", summary["per_frame"]))
+    lines = [
+        f"Evaluation of `{summary['model_name']}` ({summary['model_version']}) on the **{summary['split']}** split "
+        f"of `{summary['data']}`: {summary['files']} files"
+        + (f", {summary['frames']} frames per video" if summary["frames"] else "")
+        + f", {len(summary['failed'])} without a result, {summary['seconds']:.0f} s.",
+        "",
+        "| level | n (fake) | ROC-AUC | EER | AP | accuracy | precision | recall | F1 | confusion [[TN FP] [FN TP]] |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in rows:
+        lines.append(
+            f"| {name} | {m['count']} ({m['positives']}) | {m['roc_auc']:.3f} | {m['eer']:.3f} | "
+            f"{m['average_precision']:.3f} | {m['accuracy']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | "
+            f"{m['f1']:.3f} | {m['confusion']} |"
+        )
+    c = summary["calibration"]
+    lines += [
+        "",
+        f"Threshold {c['threshold']:.3f} (chosen on validation); uncertain band "
+        f"[{c['uncertain_low']:.3f}, {c['uncertain_high']:.3f}): {summary['uncertain_share']:.1%} of files "
+        f"fell in it; accuracy on the others {summary['accuracy_when_decided'] or 0:.3f}.",
+    ]
+    if summary["auc_by_method"]:
+        lines.append(
+            "ROC-AUC by manipulation (real vs that method): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in summary["auc_by_method"].items())
+            + "."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N files (smoke tests)")
+    args = parser.parse_args(argv)
+    summary = evaluate(args.model, args.data, args.split, args.frames, args.out, args.seed, args.limit)
+    level = "video" if summary["frames"] else "photo"
+    print(markdown(summary, level))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

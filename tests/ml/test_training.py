@@ -1,0 +1,164 @@
+"""The training and evaluation commands end to end on a tiny subset (seconds, not minutes)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ml import evaluate, train
+from ml.checkpoint import load_checkpoint
+from tests.conftest import shared_path
+from tests.media_factory import write_frames_from
+
+
+@pytest.fixture(scope="module")
+def tiny_images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_lfw")
+    source = shared_path("data", "images", "lfw_faceswap")
+    for split in ("train", "val", "test"):
+        for label in ("real", "fake"):
+            (root / split / label).mkdir(parents=True)
+            for path in sorted((source / split / label).glob("*.jpg"))[:4]:
+                shutil.copy(path, root / split / label / path.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_videos(tmp_path_factory):
+    """Three real and three fake 12-frame clips cut from FF++ (distinct ids, so splits are clean)."""
+    root = tmp_path_factory.mktemp("tiny_ffpp")
+    (root / "real").mkdir()
+    (root / "fake").mkdir()
+    ffpp = shared_path("data", "videos", "ffpp")
+    reals = ["033", "035", "036"]
+    for video_id in reals:
+        write_frames_from(ffpp / "real" / f"{video_id}.mp4", root / "real" / f"{video_id}.mp4", 12, step=8)
+    fakes = sorted(p for p in (ffpp / "fake").glob("Deepfakes_*.mp4") if p.stem.split("_")[1] not in reals)[
+        :3
+    ]
+    for path in fakes:
+        write_frames_from(path, root / "fake" / path.name, 12, step=8)
+    return root
+
+
+def test_the_image_model_trains_and_its_checkpoint_loads(tiny_images, tmp_path):
+    output = tmp_path / "efficientnet.pt"
+    train.main(
+        [
+            "image",
+            "--data",
+            str(tiny_images),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--run",
+            str(tmp_path / "run"),
+            "--output",
+            str(output),
+            "--epochs",
+            "2",
+            "--samples-per-epoch",
+            "16",
+            "--batch-size",
+            "8",
+        ]
+    )
+    checkpoint = load_checkpoint(output, expected_name="efficientnet")
+    provenance = checkpoint.provenance
+    assert provenance["splits"]["train"] == {"files": 8, "fake": 4}
+    assert len(provenance["history"]) == 2
+    assert "validation" in provenance and provenance["training_minutes"] >= 0
+    assert (
+        0
+        <= checkpoint.calibration.uncertain_low
+        <= checkpoint.calibration.threshold
+        <= checkpoint.calibration.uncertain_high
+        <= 1
+    )
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "epoch 2/2" in log and "img/s" in log
+
+    # Run again: it resumes after the last finished epoch instead of starting over.
+    train.main(
+        [
+            "image",
+            "--data",
+            str(tiny_images),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--run",
+            str(tmp_path / "run"),
+            "--output",
+            str(output),
+            "--epochs",
+            "3",
+            "--samples-per-epoch",
+            "16",
+            "--batch-size",
+            "8",
+        ]
+    )
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "resuming after epoch 2" in log and "epoch 3/3" in log and "epoch 1/3" not in log
+
+    summary = evaluate.evaluate(output, str(tiny_images), "test", 10, tmp_path / "eval")
+    assert summary["files"] == 8 and summary["per_photo"]["count"] + len(summary["failed"]) == 8
+    written = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert written["per_photo"]["roc_auc"] == summary["per_photo"]["roc_auc"]
+    for plot in ("photo_roc.png", "photo_pr.png", "photo_confusion.png", "photo_histogram.png"):
+        assert (tmp_path / "eval" / plot).stat().st_size > 1000
+    assert "| per photo |" in (tmp_path / "eval" / "summary.md").read_text()
+
+
+def test_the_video_model_trains_its_sequence_head(tiny_videos, tmp_path):
+    output = tmp_path / "efficientnet_lstm.pt"
+    train.main(
+        [
+            "video",
+            "--data",
+            str(tiny_videos),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--run",
+            str(tmp_path / "run"),
+            "--output",
+            str(output),
+            "--epochs",
+            "1",
+            "--samples-per-epoch",
+            "16",
+            "--batch-size",
+            "8",
+            "--frames",
+            "10",
+            "--sequence-epochs",
+            "2",
+            "--sequence-views",
+            "1",
+        ]
+    )
+    checkpoint = load_checkpoint(output, expected_name="efficientnet_lstm")
+    assert "best_val_video_auc" in checkpoint.provenance["validation"]
+    assert "sequence features" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_metrics_match_scikit_learn_on_a_hand_made_example():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.35, 0.8, 0.3, 0.6, 0.7, 0.9])
+    m = evaluate.compute_metrics(labels, scores, threshold=0.5)
+    # At 0.5: TN = 3 (0.1, 0.2, 0.35), FP = 1 (0.8), FN = 1 (0.3), TP = 3.
+    assert m.confusion == [[3, 1], [1, 3]]
+    assert m.accuracy == 0.75 and m.precision == 0.75 and m.recall == 0.75 and m.f1 == 0.75
+    # Of 16 (real, fake) pairs, 12 rank the fake higher: 0.3 beats 2 reals, 0.6 and 0.7 beat 3, 0.9 beats 4.
+    assert m.roc_auc == pytest.approx(12 / 16)
+    assert m.eer == pytest.approx(0.25)
+    assert 0 < m.average_precision <= 1
+
+
+def test_calibration_is_chosen_from_validation_scores():
+    labels = np.array([0] * 50 + [1] * 50)
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.uniform(0.0, 0.55, 50), rng.uniform(0.45, 1.0, 50)])
+    calibration = train.calibrate(labels, scores)
+    assert 0.4 <= calibration.threshold <= 0.6
+    assert calibration.uncertain_low <= 0.45 + 1e-9 and calibration.uncertain_high >= 0.5
