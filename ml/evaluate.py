@@ -233,12 +233,13 @@ def markdown(summary: dict, level: str) -> str:
     if level == "video":
         rows.append(("per frame", summary["per_frame"]))
     lines = [
-        f"Evaluation of `{summary['model_name']}` ({summary['model_version']}) on the **{summary['split']}** split "
-        f"of `{summary['data']}`: {summary['files']} files"
+        f"Evaluation of `{summary['model_name']}` ({summary['model_version']}) on the "
+        f"**{summary['split']}** split of `{summary['data']}`: {summary['files']} files"
         + (f", {summary['frames']} frames per video" if summary["frames"] else "")
         + f", {len(summary['failed'])} without a result, {summary['seconds']:.0f} s.",
         "",
-        "| level | n (fake) | ROC-AUC | EER | AP | accuracy | precision | recall | F1 | confusion [[TN FP] [FN TP]] |",
+        "| level | n (fake) | ROC-AUC | EER | AP | accuracy | precision | recall | F1 "
+        "| confusion [[TN FP] [FN TP]] |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in rows:

@@ -161,4 +161,7 @@ def test_calibration_is_chosen_from_validation_scores():
     scores = np.concatenate([rng.uniform(0.0, 0.55, 50), rng.uniform(0.45, 1.0, 50)])
     calibration = train.calibrate(labels, scores)
     assert 0.4 <= calibration.threshold <= 0.6
-    assert calibration.uncertain_low <= 0.45 + 1e-9 and calibration.uncertain_high >= 0.5
+    assert calibration.uncertain_low < calibration.threshold < calibration.uncertain_high
+    # Outside the band, validation decisions are at least 95 % right on each side.
+    assert labels[scores >= calibration.uncertain_high].mean() >= 0.95
+    assert 1 - labels[scores < calibration.uncertain_low].mean() >= 0.95
