@@ -244,9 +244,9 @@ def markdown(summary: dict, level: str) -> str:
     ]
     for name, m in rows:
         lines.append(
-            f"| {name} | {m['count']} ({m['positives']}) | {m['roc_auc']:.3f} | {m['eer']:.3f} | "
-            f"{m['average_precision']:.3f} | {m['accuracy']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} | "
-            f"{m['f1']:.3f} | {m['confusion']} |"
+            f"| {name} | {m['count']} ({m['positives']}) | {m['roc_auc']:.3f} | {m['eer']:.3f} "
+            f"| {m['average_precision']:.3f} | {m['accuracy']:.3f} | {m['precision']:.3f} "
+            f"| {m['recall']:.3f} | {m['f1']:.3f} | {m['confusion']} |"
         )
     c = summary["calibration"]
     lines += [
