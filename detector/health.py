@@ -32,4 +32,6 @@ def check_broker() -> dict:
 
 
 def run_checks() -> dict[str, dict]:
-    return {"database": check_database(), "broker": check_broker()}
+    from detector.catalog import check_models
+
+    return {"database": check_database(), "broker": check_broker(), "models": check_models()}

@@ -1,8 +1,135 @@
-"""Tasks run by the django-q2 worker. Each is a plain function that takes ids, not objects."""
+"""Tasks run by the django-q2 worker. Each is a plain function that takes ids, not objects.
 
+`run_analysis` is the only place the web app calls the detection engine: it imports `ml`
+(and so torch) inside the function, in the worker process.
+"""
+
+import logging
 import os
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from detector.models import Analysis, FailureReason, Status
+
+log = logging.getLogger(__name__)
+
+# Progress updates are cheap, but not free: write at most this often.
+PROGRESS_INTERVAL_S = 0.5
 
 
 def ping(message: str) -> dict:
     """Echo a message from the worker process: proves a worker picks up and runs tasks."""
     return {"message": message, "worker_pid": os.getpid()}
+
+
+def run_analysis(analysis_id: str) -> str:
+    """Analyse one upload and store the results; always ends the job `done` or `failed`.
+
+    Safe to deliver twice: a finished job is left as it is.
+    """
+    started = Analysis.objects.filter(pk=analysis_id, status__in=[Status.QUEUED, Status.RUNNING]).update(
+        status=Status.RUNNING, started_at=timezone.now(), stage="starting", progress=0
+    )
+    if not started:
+        return "skipped: already finished or deleted"
+    analysis = Analysis.objects.select_related("upload").get(pk=analysis_id)
+    Analysis.objects.filter(pk=analysis_id).update(attempts=analysis.attempts + 1)
+    try:
+        result = _run_pipeline(analysis)
+    except Exception as exc:
+        from ml.errors import EngineError
+
+        if isinstance(exc, EngineError):
+            _fail(analysis_id, exc.reason, str(exc))
+            return exc.reason
+        log.exception("analysis %s failed", analysis_id)
+        _fail(
+            analysis_id, FailureReason.INTERNAL_ERROR, f"The analysis stopped on an unexpected error ({exc})."
+        )
+        return FailureReason.INTERNAL_ERROR
+    from detector.store import store_result
+
+    try:
+        store_result(analysis, result)
+    except OSError as exc:
+        log.exception("could not store the results of %s", analysis_id)
+        _fail(analysis_id, FailureReason.INTERNAL_ERROR, f"The results could not be stored ({exc.strerror}).")
+        return FailureReason.INTERNAL_ERROR
+    return result.verdict
+
+
+def _run_pipeline(analysis: Analysis):
+    from ml.inference import get_detector
+    from ml.media import detect_media_type
+
+    _configure_torch()
+    path = analysis.upload.file.path
+    media_type = detect_media_type(path)
+    if analysis.upload.media_type != media_type:
+        analysis.upload.media_type = media_type
+        analysis.upload.save(update_fields=["media_type"])
+    last_write = 0.0
+
+    def progress(stage: str, fraction: float) -> None:
+        nonlocal last_write
+        now = time.monotonic()
+        if now - last_write >= PROGRESS_INTERVAL_S or fraction >= 1.0:
+            last_write = now
+            Analysis.objects.filter(pk=analysis.pk).update(stage=stage, progress=round(90 * fraction))
+
+    progress("loading the model", 0.0)
+    detector = get_detector(
+        analysis.model_requested or None, media_type, settings.DEEPFAKE_MODEL_DIR, settings.DEEPFAKE_DEVICE
+    )
+    if media_type == "video":
+        return detector.analyze_video(path, analysis.frames_requested, progress=progress)
+    return detector.analyze_image(path, progress=progress)
+
+
+_torch_configured = False
+
+
+def _configure_torch() -> None:
+    global _torch_configured
+    if _torch_configured:
+        return
+    import torch
+
+    if settings.DEEPFAKE_TORCH_THREADS > 0:
+        torch.set_num_threads(settings.DEEPFAKE_TORCH_THREADS)
+    _torch_configured = True
+
+
+def _fail(analysis_id: str, reason: str, message: str) -> None:
+    with transaction.atomic():
+        Analysis.objects.filter(pk=analysis_id).exclude(status=Status.DONE).update(
+            status=Status.FAILED,
+            failure_reason=reason,
+            failure_message=message,
+            finished_at=timezone.now(),
+            stage="",
+        )
+
+
+def finish_analysis(task) -> None:
+    """django-q2 hook, run when the task ends in any way. A task that died before it could end
+    its job (timeout, killed worker, crash) leaves it `running`: end it here with the reason."""
+    if not task.args:
+        return
+    analysis_id = task.args[0]
+    unfinished = Analysis.objects.filter(pk=analysis_id, status__in=[Status.QUEUED, Status.RUNNING])
+    if task.success or not unfinished.exists():
+        return
+    text = str(task.result or "")
+    if "timeout" in text.lower():
+        minutes = settings.DEEPFAKE_TASK_TIMEOUT / 60
+        _fail(
+            analysis_id,
+            FailureReason.TIMEOUT,
+            f"The analysis took longer than {minutes:.0f} minutes and was stopped.",
+        )
+    else:
+        _fail(analysis_id, FailureReason.INTERNAL_ERROR, f"The worker stopped unexpectedly ({text[:200]}).")

@@ -4,5 +4,19 @@ from detector import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("upload/", views.upload, name="upload"),
+    path("history/", views.history, name="history"),
+    path("analyses/<uuid:pk>/", views.analysis_detail, name="analysis"),
+    path("analyses/<uuid:pk>/status.json", views.analysis_status, name="analysis-status"),
+    path("analyses/<uuid:pk>/rerun/", views.analysis_rerun, name="analysis-rerun"),
+    path("analyses/<uuid:pk>/delete/", views.analysis_delete, name="analysis-delete"),
+    path("analyses/<uuid:pk>/report.<str:fmt>", views.analysis_report, name="analysis-report"),
+    path(
+        "analyses/<uuid:pk>/files/original",
+        views.analysis_file,
+        {"kind": "original"},
+        name="analysis-original",
+    ),
+    path("analyses/<uuid:pk>/files/<str:kind>/<int:item>", views.analysis_file, name="analysis-file"),
     path("healthz", views.healthz, name="healthz"),
 ]

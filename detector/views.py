@@ -1,12 +1,225 @@
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+"""Pages. Views validate, store, enqueue and render; they never analyse (no torch here)."""
 
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Q, QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from detector import reports, services
+from detector.forms import HistoryFilterForm, SettingsForm, UploadForm
 from detector.health import run_checks
+from detector.models import FRAMES_DEFAULT, FRAMES_MAX, FRAMES_MIN, Analysis, FaceResult, FrameResult
+
+
+def visible_analyses(user) -> QuerySet[Analysis]:
+    """What a user may see: their own analyses; staff see everyone's."""
+    analyses = Analysis.objects.select_related("upload", "owner")
+    return analyses if user.is_staff else analyses.filter(owner=user)
+
+
+def get_analysis(request: HttpRequest, pk) -> Analysis:
+    return get_object_or_404(visible_analyses(request.user), pk=pk)
+
+
+@login_required
+def upload(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = UploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            created = []
+            for uploaded in form.cleaned_data["files"]:
+                stored = services.store_upload(request.user, uploaded)
+                created.append(
+                    services.create_analysis(
+                        request.user, stored, form.cleaned_data["frames"], form.cleaned_data["model"]
+                    )
+                )
+            if len(created) == 1:
+                return redirect("analysis", pk=created[0].pk)
+            messages.success(request, f"{len(created)} files uploaded; each is analysed on its own.")
+            return redirect("history")
+    else:
+        form = UploadForm(initial={"frames": FRAMES_DEFAULT})
+    recent = visible_analyses(request.user).filter(owner=request.user)[:5]
+    context = {
+        "form": form,
+        "recent": recent,
+        "max_upload_mb": settings.DEEPFAKE_MAX_UPLOAD_MB,
+        "frames_min": FRAMES_MIN,
+        "frames_max": FRAMES_MAX,
+    }
+    return render(request, "detector/upload.html", context)
+
+
+@login_required
+def history(request: HttpRequest) -> HttpResponse:
+    form = HistoryFilterForm(request.GET or None)
+    analyses = visible_analyses(request.user)
+    if form.is_valid():
+        if query := form.cleaned_data["q"].strip():
+            analyses = analyses.filter(
+                Q(upload__original_name__icontains=query) | Q(upload__sha256=query.lower())
+            )
+        if verdict := form.cleaned_data["verdict"]:
+            analyses = analyses.filter(verdict=verdict)
+        if status := form.cleaned_data["status"]:
+            analyses = analyses.filter(status=status)
+    page = Paginator(analyses, 20).get_page(request.GET.get("page"))
+    first_frames = {
+        frame.analysis_id: frame
+        for frame in FrameResult.objects.filter(analysis__in=page.object_list)
+        .exclude(thumbnail="")
+        .order_by("analysis", "index")
+    }
+    rows = [(analysis, first_frames.get(analysis.pk)) for analysis in page.object_list]
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "detector/history.html",
+        {"form": form, "page": page, "rows": rows, "query": query.urlencode()},
+    )
+
+
+@login_required
+def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
+    analysis = get_analysis(request, pk)
+    frames = list(analysis.frames.prefetch_related("faces"))
+    faces = list(analysis.faces.select_related("frame").order_by("-fake_probability"))
+    tracks = list(analysis.tracks.all())
+    width = analysis.upload.width or 1
+    height = analysis.upload.height or 1
+    strip = []
+    for frame in frames:
+        boxes = [
+            {
+                "left": 100 * face.box[0] / width,
+                "top": 100 * face.box[1] / height,
+                "width": 100 * (face.box[2] - face.box[0]) / width,
+                "height": 100 * (face.box[3] - face.box[1]) / height,
+                "score": face.fake_probability,
+                "suspicious": analysis.threshold is not None and face.fake_probability >= analysis.threshold,
+            }
+            for face in frame.faces.all()
+        ]
+        strip.append({"frame": frame, "boxes": boxes})
+    context = {
+        "analysis": analysis,
+        "upload": analysis.upload,
+        "strip": strip,
+        "frames": frames,
+        "top_faces": faces[:12],
+        "more_faces": faces[12:],
+        "tracks": tracks,
+        "people": len([t for t in tracks if t.counted]) > 1 or len(tracks) > 1,
+        "settings_form": SettingsForm(
+            initial={"frames": analysis.frames_requested, "model": analysis.model_requested}
+        ),
+    }
+    return render(request, "detector/detail.html", context)
+
+
+@login_required
+@require_GET
+@never_cache
+def analysis_status(request: HttpRequest, pk) -> JsonResponse:
+    analysis = get_analysis(request, pk)
+    return JsonResponse(
+        {
+            "id": str(analysis.pk),
+            "status": analysis.status,
+            "stage": analysis.stage,
+            "progress": analysis.progress,
+            "finished": analysis.is_finished,
+            "verdict": analysis.verdict or None,
+            "fake_probability": analysis.fake_probability,
+            "failure_reason": analysis.failure_reason or None,
+            "failure_message": analysis.failure_message or None,
+        }
+    )
+
+
+@login_required
+@require_POST
+def analysis_rerun(request: HttpRequest, pk) -> HttpResponse:
+    analysis = get_analysis(request, pk)
+    form = SettingsForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return redirect("analysis", pk=analysis.pk)
+    again = services.rerun(analysis, form.cleaned_data["frames"], form.cleaned_data["model"])
+    messages.success(request, "A new analysis of the same file was started; the earlier one is kept.")
+    return redirect("analysis", pk=again.pk)
+
+
+@login_required
+@require_POST
+def analysis_delete(request: HttpRequest, pk) -> HttpResponse:
+    analysis = get_analysis(request, pk)
+    name = analysis.upload.original_name
+    services.delete_analysis(analysis)
+    messages.success(request, f"The analysis of “{name}” and its files were deleted.")
+    return redirect("history")
+
+
+def _stream(relative: str, filename: str, attachment: bool = False) -> FileResponse:
+    """A stored file, with a safe content type and no sniffing (the middleware sets nosniff)."""
+    if not relative:
+        raise Http404("no such file")
+    path = Path(settings.MEDIA_ROOT) / relative
+    if not path.is_file():
+        raise Http404("no such file")
+    response = FileResponse(path.open("rb"), as_attachment=attachment, filename=filename)
+    if not attachment and path.suffix.lower() in (".jpg", ".jpeg"):
+        response["Content-Type"] = "image/jpeg"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_GET
+def analysis_file(request: HttpRequest, pk, kind: str, item: int = 0) -> FileResponse:
+    """The original upload, a frame thumbnail, a face crop or a heatmap: owner (or staff) only."""
+    analysis = get_analysis(request, pk)
+    if kind == "original":
+        return _stream(analysis.upload.file.name, analysis.upload.original_name, attachment=True)
+    if kind == "thumbnail":
+        frame = get_object_or_404(FrameResult, analysis=analysis, pk=item)
+        return _stream(frame.thumbnail.name, f"frame-{frame.index}.jpg")
+    if kind in ("crop", "heatmap"):
+        face = get_object_or_404(FaceResult, analysis=analysis, pk=item)
+        return _stream(getattr(face, kind).name, f"face-{face.pk}-{kind}.jpg")
+    raise Http404("no such file")
+
+
+@login_required
+@require_GET
+def analysis_report(request: HttpRequest, pk, fmt: str) -> HttpResponse:
+    analysis = get_analysis(request, pk)
+    stem = f"deepfake-report-{analysis.pk.hex[:8]}"
+    if fmt == "json":
+        response = JsonResponse(reports.as_json(analysis), json_dumps_params={"indent": 2})
+    elif fmt == "csv":
+        response = HttpResponse(reports.as_csv(analysis), content_type="text/csv; charset=utf-8")
+    elif fmt == "pdf":
+        response = HttpResponse(reports.as_pdf(analysis), content_type="application/pdf")
+    else:
+        raise Http404("no such report format")
+    response["Content-Disposition"] = f'attachment; filename="{stem}.{fmt}"'
+    return response
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("upload")
     return render(request, "detector/home.html")
 
 

@@ -12,11 +12,16 @@ A checkpoint is a `torch.save`d dict of plain data and tensors, loaded with
 
 Loading checks every part and raises `ModelUnavailableError` with a message that says what
 is wrong, for a missing file, a corrupt one, or one that does not fit its architecture.
+
+Beside each checkpoint `NAME.pt`, `save_checkpoint` writes `NAME.json`: the same config,
+calibration and provenance without the weights, so that programs without torch (the web
+process) can list the installed models and their metrics.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -94,6 +99,9 @@ def save_checkpoint(
     temporary = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, temporary)
     temporary.replace(path)  # never leave a half-written checkpoint under the real name
+    card = {key: value for key, value in payload.items() if key != "state_dict"}
+    card["sha256"] = _sha256(path)
+    path.with_suffix(".json").write_text(json.dumps(card, indent=2, default=str) + "\n")
     return path
 
 

@@ -46,3 +46,33 @@ def alice(django_user_model):
 @pytest.fixture
 def bob(django_user_model):
     return django_user_model.objects.create_user("bob", password="bob-password-1")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """The shipped models when they exist; otherwise real architectures with untrained heads
+    on the ImageNet trunk, saved in the checkpoint format (the pipeline runs for real)."""
+    shipped = ROOT / "ml" / "weights"
+    if (shipped / "efficientnet_lstm.pt").is_file() and (shipped / "efficientnet.pt").is_file():
+        return shipped
+    import torch
+
+    from ml.checkpoint import Calibration, save_checkpoint
+    from ml.models import create_model
+
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    for name in ("efficientnet_lstm", "efficientnet"):
+        save_checkpoint(
+            create_model(name, pretrained=True),
+            folder / f"{name}.pt",
+            Calibration(),
+            {"version": "untrained"},
+        )
+    return folder
+
+
+@pytest.fixture
+def models(settings, model_dir) -> Path:
+    settings.DEEPFAKE_MODEL_DIR = model_dir
+    return model_dir

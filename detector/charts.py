@@ -1,0 +1,78 @@
+"""Charts of an analysis, drawn with matplotlib: SVG for the page, PNG for the PDF report.
+
+Colours are mid-tones that read on light and dark backgrounds; the background is transparent.
+"""
+
+import io
+
+import numpy as np
+
+FAKE, REAL, MUTED = "#d9534f", "#3c9d5d", "#8a93a0"
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height))
+    fig.patch.set_alpha(0)
+    ax.set_facecolor("none")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_color(MUTED)
+    ax.tick_params(colors=MUTED, labelsize=8)
+    ax.xaxis.label.set_color(MUTED)
+    ax.yaxis.label.set_color(MUTED)
+    return fig, ax
+
+
+def _render(fig, fmt: str) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format=fmt, dpi=150 if fmt == "png" else 72, transparent=fmt == "svg")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def timeline(
+    times: list[float],
+    scores: list[float | None],
+    threshold: float,
+    band: tuple[float, float],
+    fmt: str = "svg",
+) -> bytes:
+    """P(fake) of each analysed frame over time, with the threshold and the uncertain band."""
+    fig, ax = _figure(7.5, 2.4)
+    ax.axhspan(band[0], band[1], color=MUTED, alpha=0.15, linewidth=0, label="uncertain band")
+    ax.axhline(threshold, color=MUTED, linestyle="--", linewidth=1, label=f"threshold {threshold:.2f}")
+    points = [(t, s) for t, s in zip(times, scores, strict=True) if s is not None]
+    if points:
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, color="#4a7bd0", linewidth=1.4)
+        ax.scatter(xs, ys, c=[FAKE if y >= threshold else REAL for y in ys], s=14, zorder=3)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(0, max(times[-1] if times else 1.0, 0.1))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("P(fake)")
+    ax.legend(loc="upper right", fontsize=7, frameon=False, labelcolor=MUTED)
+    return _render(fig, fmt)
+
+
+def histogram(scores: list[float], threshold: float, fmt: str = "svg") -> bytes:
+    """How the per-face scores are spread, with the threshold."""
+    fig, ax = _figure(3.8, 2.4)
+    bins = np.linspace(0, 1, 21)
+    counts, edges = np.histogram(scores, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    colours = [FAKE if c >= threshold else REAL for c in centres]
+    ax.bar(centres, counts, width=0.048, color=colours)
+    ax.axvline(threshold, color=MUTED, linestyle="--", linewidth=1)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("P(fake) per face")
+    ax.set_ylabel("faces")
+    return _render(fig, fmt)

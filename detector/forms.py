@@ -1,0 +1,60 @@
+from django import forms
+from django.conf import settings
+
+from detector.catalog import model_names
+from detector.models import FRAMES_DEFAULT, FRAMES_MAX, FRAMES_MIN, Status, Verdict
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, list | tuple) else [data]
+        files = [f for f in files if f]
+        if not files:
+            raise forms.ValidationError("Choose at least one photo or video.", code="required")
+        limit = settings.DEEPFAKE_MAX_UPLOAD_MB * 1024 * 1024
+        for f in files:
+            if f.size == 0:
+                raise forms.ValidationError(f"“{f.name}” is empty.", code="empty")
+            if f.size > limit:
+                raise forms.ValidationError(
+                    f"“{f.name}” is larger than {settings.DEEPFAKE_MAX_UPLOAD_MB} MB.", code="too_large"
+                )
+        return files
+
+
+def model_choices() -> list[tuple[str, str]]:
+    return [("", "Default for the file type")] + [(name, name) for name in model_names()]
+
+
+class SettingsForm(forms.Form):
+    """How to analyse: the frame count (videos) and the model."""
+
+    frames = forms.IntegerField(
+        min_value=FRAMES_MIN,
+        max_value=FRAMES_MAX,
+        initial=FRAMES_DEFAULT,
+        error_messages={
+            "min_value": f"Choose between {FRAMES_MIN} and {FRAMES_MAX} frames.",
+            "max_value": f"Choose between {FRAMES_MIN} and {FRAMES_MAX} frames.",
+            "invalid": "The frame count must be a whole number.",
+        },
+    )
+    model = forms.ChoiceField(required=False, choices=())
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = model_choices()
+
+
+class UploadForm(SettingsForm):
+    files = MultipleFileField(widget=MultipleFileInput(attrs={"accept": "image/*,video/*"}))
+
+
+class HistoryFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200)
+    verdict = forms.ChoiceField(required=False, choices=[("", "Any verdict"), *Verdict.choices])
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Status.choices])

@@ -1,0 +1,105 @@
+"""Creating, queueing, re-running and deleting analyses: one place for the views, the API,
+the admin and the command line, so each behaves the same."""
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+
+from detector.media import sniff_media_type
+from detector.models import FRAMES_DEFAULT, Analysis, FailureReason, MediaType, Status, Upload
+
+log = logging.getLogger(__name__)
+
+
+def store_upload(owner, uploaded: UploadedFile) -> Upload:
+    """Save the file under a random name with its size, SHA-256 and sniffed media type."""
+    digest = hashlib.sha256()
+    for chunk in uploaded.chunks():
+        digest.update(chunk)
+    media_type = sniff_media_type(uploaded.file) or MediaType.UNKNOWN
+    uploaded.seek(0)
+    name = Path(uploaded.name or "upload").name[:255] or "upload"
+    return Upload.objects.create(
+        owner=owner,
+        file=uploaded,
+        original_name=name,
+        media_type=media_type,
+        size=uploaded.size,
+        sha256=digest.hexdigest(),
+    )
+
+
+def create_analysis(owner, upload: Upload, frames: int = FRAMES_DEFAULT, model: str = "") -> Analysis:
+    """A new analysis of an upload, queued; or failed at once when the upload is no photo or video."""
+    analysis = Analysis.objects.create(
+        upload=upload, owner=owner, frames_requested=frames, model_requested=model
+    )
+    if upload.media_type == MediaType.UNKNOWN:
+        fail_now(
+            analysis,
+            FailureReason.UNSUPPORTED_TYPE,
+            f"“{upload.original_name}” is not a photo or video this service can read "
+            "(supported: JPEG, PNG, WebP, BMP, TIFF, GIF photos; MP4, MOV, MKV, WebM, AVI videos).",
+        )
+        return analysis
+    enqueue(analysis)
+    return analysis
+
+
+def enqueue(analysis: Analysis) -> None:
+    """Queue the analysis task once the rows are committed (a worker may start at once)."""
+    from django_q.tasks import async_task
+
+    def send() -> None:
+        task_id = async_task(
+            "detector.tasks.run_analysis",
+            str(analysis.pk),
+            hook="detector.tasks.finish_analysis",
+            task_name=f"analysis {analysis.pk}",
+            timeout=settings.DEEPFAKE_TASK_TIMEOUT,
+        )
+        Analysis.objects.filter(pk=analysis.pk).update(task_id=str(task_id or ""))
+
+    transaction.on_commit(send)
+
+
+def fail_now(analysis: Analysis, reason: str, message: str) -> None:
+    from django.utils import timezone
+
+    analysis.status = Status.FAILED
+    analysis.failure_reason = reason
+    analysis.failure_message = message
+    analysis.finished_at = timezone.now()
+    analysis.save(update_fields=["status", "failure_reason", "failure_message", "finished_at"])
+
+
+def rerun(analysis: Analysis, frames: int | None = None, model: str | None = None) -> Analysis:
+    """A new analysis of the same upload with other settings; the old one keeps its results."""
+    return create_analysis(
+        analysis.owner,
+        analysis.upload,
+        frames=frames or analysis.frames_requested,
+        model=analysis.model_requested if model is None else model,
+    )
+
+
+def delete_analysis(analysis: Analysis) -> None:
+    """Delete the analysis and its derived files; the upload too when no other analysis uses it."""
+    upload = analysis.upload
+    result_dir = Path(settings.MEDIA_ROOT) / analysis.result_dir
+    analysis.delete()
+    shutil.rmtree(result_dir, ignore_errors=True)
+    if not upload.analyses.exists():
+        delete_upload(upload)
+
+
+def delete_upload(upload: Upload) -> None:
+    for analysis in upload.analyses.all():
+        shutil.rmtree(Path(settings.MEDIA_ROOT) / analysis.result_dir, ignore_errors=True)
+    upload.file.delete(save=False)
+    upload.delete()

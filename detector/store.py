@@ -1,0 +1,164 @@
+"""Map an engine result (`ml.results.AnalysisResult`) to rows and image files.
+
+Images are written first, then every row in one transaction; if anything fails, the images
+written so far are removed, so an analysis never holds half of its results.
+"""
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image
+
+from detector import charts
+from detector.models import (
+    Analysis,
+    FaceResult,
+    FailureReason,
+    FrameResult,
+    Status,
+    Track,
+    Upload,
+)
+
+
+def _write_jpeg(relative: str, pixels: np.ndarray, quality: int = 85) -> str:
+    path = Path(settings.MEDIA_ROOT) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
+    path.write_bytes(buffer.getvalue())
+    return relative
+
+
+def store_result(analysis: Analysis, result) -> None:
+    result_dir = analysis.result_dir
+    absolute_dir = Path(settings.MEDIA_ROOT) / result_dir
+    shutil.rmtree(absolute_dir, ignore_errors=True)  # a retried job starts clean
+    try:
+        frame_rows, face_rows = [], []
+        for frame in result.frames:
+            thumbnail = ""
+            if frame.thumbnail is not None:
+                thumbnail = _write_jpeg(f"{result_dir}/frame_{frame.index:06d}.jpg", frame.thumbnail, 80)
+            frame_rows.append(
+                (
+                    FrameResult(
+                        index=frame.index,
+                        timestamp_s=frame.timestamp_s,
+                        fake_probability=frame.fake_probability,
+                        thumbnail=thumbnail,
+                        thumbnail_width=frame.thumbnail.shape[1] if frame.thumbnail is not None else 0,
+                        thumbnail_height=frame.thumbnail.shape[0] if frame.thumbnail is not None else 0,
+                    ),
+                    frame,
+                )
+            )
+            for k, face in enumerate(frame.faces):
+                stem = f"{result_dir}/face_{frame.index:06d}_{k}"
+                face_rows.append(
+                    (
+                        frame.index,
+                        FaceResult(
+                            track_id=face.track_id,
+                            box=[round(v, 1) for v in face.box],
+                            landmarks=[[round(x, 1), round(y, 1)] for x, y in face.landmarks],
+                            detector_confidence=face.detector_confidence,
+                            interpolated=face.interpolated,
+                            fake_probability=face.fake_probability,
+                            crop=_write_jpeg(f"{stem}_crop.jpg", face.crop) if face.crop is not None else "",
+                            heatmap=_write_jpeg(f"{stem}_cam.jpg", face.overlay)
+                            if face.overlay is not None
+                            else "",
+                        ),
+                    )
+                )
+        timeline_svg = histogram_svg = ""
+        if result.faces_detected:
+            band = (result.uncertain_low, result.uncertain_high)
+            if result.media_type == "video":
+                timeline_svg = charts.timeline(
+                    [f.timestamp_s for f in result.frames],
+                    [f.fake_probability for f in result.frames],
+                    result.threshold,
+                    band,
+                ).decode()
+            histogram_svg = charts.histogram(
+                [face.fake_probability for face in result.faces()], result.threshold
+            ).decode()
+
+        with transaction.atomic():
+            locked = Analysis.objects.select_for_update().get(pk=analysis.pk)
+            if locked.status != Status.RUNNING:
+                raise RuntimeError(f"analysis {analysis.pk} is {locked.status}, not running")
+            locked.frames.all().delete()
+            locked.tracks.all().delete()
+            frames_by_index = {}
+            for row, _ in frame_rows:
+                row.analysis = locked
+            FrameResult.objects.bulk_create([row for row, _ in frame_rows])
+            for row in FrameResult.objects.filter(analysis=locked):
+                frames_by_index[row.index] = row
+            faces = []
+            for frame_index, row in face_rows:
+                row.analysis = locked
+                row.frame = frames_by_index[frame_index]
+                faces.append(row)
+            FaceResult.objects.bulk_create(faces)
+            Track.objects.bulk_create(
+                [
+                    Track(
+                        analysis=locked,
+                        track_id=t.track_id,
+                        faces=t.faces,
+                        fake_probability=t.fake_probability,
+                        mean_probability=t.mean_probability,
+                        max_probability=t.max_probability,
+                        median_face_size=t.median_face_size,
+                        verdict=t.verdict,
+                        counted=t.counted,
+                    )
+                    for t in result.tracks
+                ]
+            )
+            Upload.objects.filter(pk=locked.upload_id).update(
+                width=result.width,
+                height=result.height,
+                duration_s=result.duration_s or None,
+                fps=result.fps or None,
+                frame_count=result.frame_count,
+            )
+            no_face = result.verdict == "no_face"
+            locked.status = Status.FAILED if no_face else Status.DONE
+            locked.failure_reason = FailureReason.NO_FACE if no_face else ""
+            locked.failure_message = (
+                f"No face was found in the {result.frames_analyzed} analysed "
+                f"{'frames' if result.media_type == 'video' else 'photo'}: there is nothing to judge."
+                if no_face
+                else ""
+            )
+            locked.stage = ""
+            locked.progress = 100
+            locked.finished_at = timezone.now()
+            locked.model_name = result.model_name
+            locked.model_version = result.model_version
+            locked.verdict = result.verdict
+            locked.fake_probability = result.fake_probability
+            locked.confidence = result.confidence
+            locked.threshold = result.threshold
+            locked.uncertain_low = result.uncertain_low
+            locked.uncertain_high = result.uncertain_high
+            locked.frames_analyzed = result.frames_analyzed
+            locked.faces_detected = result.faces_detected
+            locked.aggregates = result.aggregates.to_dict() if result.aggregates else {}
+            locked.timings = {stage: round(seconds, 3) for stage, seconds in result.timings.items()}
+            locked.timeline_svg = timeline_svg
+            locked.histogram_svg = histogram_svg
+            locked.save()
+    except BaseException:
+        shutil.rmtree(absolute_dir, ignore_errors=True)
+        raise

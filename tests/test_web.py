@@ -1,0 +1,294 @@
+"""The web product through its pages: upload, queue, worker task, result, reports, history."""
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils.html import escape
+
+from detector.models import Analysis, FaceResult, FailureReason, FrameResult, Status
+from tests.conftest import shared_path
+from tests.media_factory import blank_photo, write_frames_from
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(client, django_capture_on_commit_callbacks, name: str, content: bytes, frames: int = 10, **extra):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("upload"), {"files": SimpleUploadedFile(name, content), "frames": frames, **extra}
+        )
+    return response
+
+
+@pytest.fixture
+def short_video(tmp_path) -> bytes:
+    """A 2-second clip of a real FF++ video (real frames, quick to analyse)."""
+    path = write_frames_from(
+        shared_path("data", "videos", "ffpp", "real", "033.mp4"), tmp_path / "clip.mp4", 50
+    )
+    return path.read_bytes()
+
+
+@pytest.fixture
+def signed_in(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def test_pages_need_sign_in(client):
+    for name in ("upload", "history"):
+        response = client.get(reverse(name))
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    assert client.get(reverse("login")).status_code == 200
+
+
+def test_a_video_is_analysed_and_its_result_page_shows_the_evidence(
+    signed_in, models, short_video, django_capture_on_commit_callbacks
+):
+    response = upload(signed_in, django_capture_on_commit_callbacks, "interview.mp4", short_video)
+    analysis = Analysis.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("analysis", args=[analysis.pk])
+    assert analysis.status == Status.DONE, analysis.failure_message
+    assert analysis.verdict in ("fake", "real", "uncertain")
+    assert analysis.upload.original_name == "interview.mp4"
+    assert analysis.upload.media_type == "video"
+    assert len(analysis.upload.sha256) == 64 and analysis.upload.width == 854
+    assert "interview" not in analysis.upload.file.name  # stored under a random name
+    assert analysis.frames.count() == 10 and analysis.faces.count() >= 10
+    assert analysis.tracks.filter(counted=True).exists()
+    assert analysis.timings["total"] > 0 and analysis.model_name == "efficientnet_lstm"
+
+    page = signed_in.get(reverse("analysis", args=[analysis.pk])).content.decode()
+    assert 'id="verdict-card"' in page and analysis.get_verdict_display().upper() in page
+    assert 'id="timeline"' in page and "<svg" in page
+    assert page.count('class="frame"') == 10
+    frame = analysis.frames.exclude(thumbnail="").first()
+    face = analysis.faces.first()
+    for url in (
+        reverse("analysis-file", args=[analysis.pk, "thumbnail", frame.pk]),
+        reverse("analysis-file", args=[analysis.pk, "crop", face.pk]),
+        reverse("analysis-file", args=[analysis.pk, "heatmap", face.pk]),
+    ):
+        image = signed_in.get(url)
+        assert image.status_code == 200 and image["Content-Type"] == "image/jpeg"
+        assert image["X-Content-Type-Options"] == "nosniff"
+        assert b"".join(image.streaming_content)[:2] == b"\xff\xd8"
+    original = signed_in.get(reverse("analysis-original", args=[analysis.pk]))
+    assert (
+        "attachment" in original["Content-Disposition"] and "interview.mp4" in original["Content-Disposition"]
+    )
+
+    status = signed_in.get(reverse("analysis-status", args=[analysis.pk])).json()
+    assert status["finished"] and status["status"] == "done" and status["progress"] == 100
+
+
+def test_reports_in_three_formats(
+    signed_in, models, short_video, django_capture_on_commit_callbacks, tmp_path
+):
+    upload(signed_in, django_capture_on_commit_callbacks, "clip.mp4", short_video)
+    analysis = Analysis.objects.get()
+    report = signed_in.get(reverse("analysis-report", args=[analysis.pk, "json"]))
+    data = json.loads(report.content)
+    assert data["file"]["sha256"] == analysis.upload.sha256
+    assert len(data["frames"]) == 10 and data["verdict"] == analysis.verdict
+    assert "not proof" in data["limitations"]
+
+    csv_text = signed_in.get(reverse("analysis-report", args=[analysis.pk, "csv"])).content.decode()
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("frame_index,timestamp_s,track_id,fake_probability")
+    assert len(lines) - 1 == analysis.faces.count()
+
+    pdf = signed_in.get(reverse("analysis-report", args=[analysis.pk, "pdf"]))
+    assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(pdf.content)
+    assert len(document) >= 2  # summary and evidence, then the per-frame table
+    first = document[0].render(scale=1).to_pil()
+    first.save(tmp_path / "page1.png")
+    assert first.size[0] > 500
+    text = document[0].get_textpage().get_text_range()
+    assert "Deepfake forensics report" in text and analysis.upload.sha256[:16] in text.replace("\n", "")
+    last = document[len(document) - 1].get_textpage().get_text_range()
+    assert "Per-frame scores" in "".join(
+        document[i].get_textpage().get_text_range() for i in range(len(document))
+    )
+    assert last
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (
+            lambda tmp: ("notes.mp4", b"just text, renamed to look like a video\n" * 10),
+            FailureReason.UNSUPPORTED_TYPE,
+        ),
+        (
+            lambda tmp: ("broken.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x17" * 4000),
+            FailureReason.UNREADABLE_MEDIA,
+        ),
+        (lambda tmp: ("wall.jpg", blank_photo(tmp / "wall.jpg").read_bytes()), FailureReason.NO_FACE),
+        (lambda tmp: ("bomb.png", _bomb(tmp)), FailureReason.TOO_LARGE),
+    ],
+    ids=["unsupported_type", "unreadable_media", "no_face", "too_large"],
+)
+def test_bad_files_end_failed_with_their_reason(
+    signed_in, models, tmp_path, django_capture_on_commit_callbacks, make, reason
+):
+    name, content = make(tmp_path)
+    upload(signed_in, django_capture_on_commit_callbacks, name, content)
+    analysis = Analysis.objects.get()
+    assert analysis.status == Status.FAILED
+    assert analysis.failure_reason == reason
+    assert analysis.failure_message
+    page = signed_in.get(reverse("analysis", args=[analysis.pk])).content.decode()
+    assert escape(analysis.failure_message) in page
+    assert ("NO FACE" if reason == FailureReason.NO_FACE else "ANALYSIS FAILED") in page
+
+
+def _bomb(tmp: Path) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (12000, 12000)).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def test_a_missing_model_fails_with_model_unavailable(
+    signed_in, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    settings.DEEPFAKE_MODEL_DIR = tmp_path / "no-models-here"
+    photo = next(shared_path("data", "images", "lfw_faceswap", "test", "real").glob("*.jpg")).read_bytes()
+    upload(signed_in, django_capture_on_commit_callbacks, "face.jpg", photo)
+    analysis = Analysis.objects.get()
+    assert analysis.status == Status.FAILED and analysis.failure_reason == FailureReason.MODEL_UNAVAILABLE
+    assert "not found" in analysis.failure_message
+    assert signed_in.get(reverse("history")).status_code == 200  # the web still serves
+
+
+def test_a_timed_out_or_crashed_task_ends_the_job(alice, bob):
+    from types import SimpleNamespace
+
+    from detector.models import Upload
+    from detector.tasks import finish_analysis
+
+    upload_row = Upload.objects.create(
+        owner=alice, file="uploads/x.mp4", original_name="x.mp4", size=1, sha256="0" * 64
+    )
+    for result, reason in [
+        ("Task exceeded maximum timeout value (900 seconds)", "timeout"),
+        ("killed", "internal_error"),
+    ]:
+        analysis = Analysis.objects.create(upload=upload_row, owner=alice, status=Status.RUNNING)
+        finish_analysis(SimpleNamespace(args=[str(analysis.pk)], success=False, result=result))
+        analysis.refresh_from_db()
+        assert (
+            analysis.status == Status.FAILED
+            and analysis.failure_reason == reason
+            and analysis.failure_message
+        )
+
+
+def test_an_unexpected_error_is_internal_error(
+    signed_in, models, monkeypatch, django_capture_on_commit_callbacks
+):
+    import detector.tasks
+
+    def explode(analysis):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(detector.tasks, "_run_pipeline", explode)
+    photo = next(shared_path("data", "images", "lfw_faceswap", "test", "real").glob("*.jpg")).read_bytes()
+    upload(signed_in, django_capture_on_commit_callbacks, "face.jpg", photo)
+    analysis = Analysis.objects.get()
+    assert analysis.status == Status.FAILED and analysis.failure_reason == FailureReason.INTERNAL_ERROR
+    assert "disk on fire" in analysis.failure_message
+
+
+def test_another_user_gets_404_for_everything(client, alice, bob, models, django_capture_on_commit_callbacks):
+    client.force_login(alice)
+    photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg").read_bytes()
+    upload(client, django_capture_on_commit_callbacks, "group.jpg", photo)
+    analysis = Analysis.objects.get()
+    frame = FrameResult.objects.get(analysis=analysis)
+    face = FaceResult.objects.filter(analysis=analysis).first()
+    urls = [
+        reverse("analysis", args=[analysis.pk]),
+        reverse("analysis-status", args=[analysis.pk]),
+        reverse("analysis-original", args=[analysis.pk]),
+        reverse("analysis-file", args=[analysis.pk, "thumbnail", frame.pk]),
+        reverse("analysis-file", args=[analysis.pk, "crop", face.pk]),
+        reverse("analysis-file", args=[analysis.pk, "heatmap", face.pk]),
+        *[reverse("analysis-report", args=[analysis.pk, fmt]) for fmt in ("pdf", "json", "csv")],
+    ]
+    for url in urls:
+        assert client.get(url).status_code == 200, url
+    client.force_login(bob)
+    for url in urls:
+        assert client.get(url).status_code == 404, url
+    assert client.post(reverse("analysis-delete", args=[analysis.pk])).status_code == 404
+    assert client.post(reverse("analysis-rerun", args=[analysis.pk]), {"frames": 20}).status_code == 404
+    assert "group.jpg" not in client.get(reverse("history")).content.decode()
+    client.logout()
+    for url in urls:
+        assert client.get(url).status_code == 302  # to the sign-in page
+
+
+def test_re_analysis_keeps_both_results(signed_in, models, short_video, django_capture_on_commit_callbacks):
+    upload(signed_in, django_capture_on_commit_callbacks, "clip.mp4", short_video, frames=10)
+    first = Analysis.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = signed_in.post(reverse("analysis-rerun", args=[first.pk]), {"frames": 20, "model": ""})
+    second = Analysis.objects.exclude(pk=first.pk).get()
+    assert response["Location"] == reverse("analysis", args=[second.pk])
+    assert second.upload_id == first.upload_id
+    assert first.frames.count() == 10 and second.frames.count() == 20
+    assert Analysis.objects.filter(status=Status.DONE).count() == 2
+
+
+def test_delete_removes_the_files(
+    signed_in, models, short_video, settings, django_capture_on_commit_callbacks
+):
+    upload(signed_in, django_capture_on_commit_callbacks, "clip.mp4", short_video)
+    analysis = Analysis.objects.get()
+    media = Path(settings.MEDIA_ROOT)
+    upload_file = media / analysis.upload.file.name
+    result_dir = media / analysis.result_dir
+    assert upload_file.is_file() and any(result_dir.iterdir())
+    response = signed_in.post(reverse("analysis-delete", args=[analysis.pk]))
+    assert response.status_code == 302
+    assert not Analysis.objects.exists() and not FrameResult.objects.exists()
+    assert not upload_file.exists() and not result_dir.exists()
+
+
+def test_several_files_make_one_analysis_each(signed_in, models, django_capture_on_commit_callbacks):
+    folder = shared_path("data", "images", "lfw_faceswap", "test", "real")
+    files = [SimpleUploadedFile(p.name, p.read_bytes()) for p in sorted(folder.glob("*.jpg"))[:3]]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = signed_in.post(reverse("upload"), {"files": files, "frames": 32})
+    assert response["Location"] == reverse("history")
+    assert Analysis.objects.filter(status=Status.DONE).count() == 3
+
+
+@pytest.mark.parametrize("frames", ["0", "9", "101", "-1", "abc"])
+def test_frame_counts_out_of_range_are_refused(signed_in, frames):
+    photo = SimpleUploadedFile("face.jpg", b"\xff\xd8\xff" + b"0" * 100)
+    response = signed_in.post(reverse("upload"), {"files": photo, "frames": frames})
+    assert response.status_code == 200
+    assert "frames" in response.content.decode().lower() and not Analysis.objects.exists()
+
+
+def test_history_filters_and_searches(signed_in, alice, models, django_capture_on_commit_callbacks):
+    photo = next(shared_path("data", "images", "lfw_faceswap", "test", "real").glob("*.jpg")).read_bytes()
+    upload(signed_in, django_capture_on_commit_callbacks, "holiday.jpg", photo)
+    upload(signed_in, django_capture_on_commit_callbacks, "notes.mp4", b"plain text" * 50)
+    page = signed_in.get(reverse("history")).content.decode()
+    assert "holiday.jpg" in page and "notes.mp4" in page
+    page = signed_in.get(reverse("history"), {"status": "failed"}).content.decode()
+    assert "notes.mp4" in page and "holiday.jpg" not in page
+    page = signed_in.get(reverse("history"), {"q": "holi"}).content.decode()
+    assert "holiday.jpg" in page and "notes.mp4" not in page
