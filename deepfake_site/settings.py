@@ -154,6 +154,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("DEEPFAKE_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# Also serve files straight from static/ (found at start-up), so a changed file needs no
+# collectstatic during development; collectstatic still builds STATIC_ROOT for containers.
+WHITENOISE_USE_FINDERS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -197,7 +197,11 @@ def as_pdf(analysis: Analysis) -> bytes:
     story.append(_table(facts, [32 * mm, width - 32 * mm], TableStyle, colors))
 
     frames = list(analysis.frames.prefetch_related("faces"))
-    faces = list(analysis.faces.select_related("frame").order_by("-fake_probability"))
+    counted = set(analysis.tracks.filter(counted=True).values_list("track_id", flat=True))
+    faces = sorted(
+        analysis.faces.select_related("frame"),
+        key=lambda face: (face.track_id not in counted, -face.fake_probability),
+    )
     if faces:
         story.append(Paragraph("Scores", styles["Heading2"]))
         if analysis.upload.media_type == "video":

@@ -50,7 +50,7 @@ def store_result(analysis: Analysis, result) -> None:
                     FrameResult(
                         index=frame.index,
                         timestamp_s=frame.timestamp_s,
-                        fake_probability=frame.fake_probability,
+                        fake_probability=result.frame_score(frame),
                         thumbnail=thumbnail,
                         thumbnail_width=frame.thumbnail.shape[1] if frame.thumbnail is not None else 0,
                         thumbnail_height=frame.thumbnail.shape[0] if frame.thumbnail is not None else 0,
@@ -83,7 +83,7 @@ def store_result(analysis: Analysis, result) -> None:
             if result.media_type == "video":
                 timeline_svg = charts.timeline(
                     [f.timestamp_s for f in result.frames],
-                    [f.fake_probability for f in result.frames],
+                    [result.frame_score(f) for f in result.frames],
                     result.threshold,
                     band,
                 ).decode()

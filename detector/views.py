@@ -92,8 +92,12 @@ def history(request: HttpRequest) -> HttpResponse:
 def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
     analysis = get_analysis(request, pk)
     frames = list(analysis.frames.prefetch_related("faces"))
-    faces = list(analysis.faces.select_related("frame").order_by("-fake_probability"))
     tracks = list(analysis.tracks.all())
+    counted = {t.track_id for t in tracks if t.counted}
+    faces = sorted(
+        analysis.faces.select_related("frame"),
+        key=lambda face: (face.track_id not in counted, -face.fake_probability),
+    )
     width = analysis.upload.width or 1
     height = analysis.upload.height or 1
     strip = []

@@ -143,6 +143,11 @@ class AnalysisResult:
     def faces(self) -> list[FaceResult]:
         return [face for frame in self.frames for face in frame.faces]
 
+    def frame_score(self, frame: FrameResult) -> float | None:
+        """A frame's score: its most suspicious face among the people the verdict counts."""
+        counted = {track.track_id for track in self.tracks if track.counted}
+        return max((f.fake_probability for f in frame.faces if f.track_id in counted), default=None)
+
     def to_dict(self) -> dict:
         return {
             "media_type": self.media_type,
