@@ -2,8 +2,10 @@
 
 import io
 import json
+import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -108,9 +110,13 @@ def test_reports_in_three_formats(
 
     document = pypdfium2.PdfDocument(pdf.content)
     assert len(document) >= 2  # summary and evidence, then the per-frame table
-    first = document[0].render(scale=1).to_pil()
-    first.save(tmp_path / "page1.png")
-    assert first.size[0] > 500
+    pages = [document[i].render(scale=1.5).to_pil() for i in range(len(document))]
+    assert all(page.size[0] > 800 for page in pages)
+    # The first page is not blank: it holds the verdict, the facts and the charts.
+    assert len(np.unique(np.asarray(pages[0].convert("L").resize((60, 85))))) > 20
+    if folder := os.environ.get("SCREENSHOT_DIR"):
+        for i, page in enumerate(pages, 1):
+            page.save(Path(folder) / f"report-page-{i}.png")
     text = document[0].get_textpage().get_text_range()
     assert "Deepfake forensics report" in text and analysis.upload.sha256[:16] in text.replace("\n", "")
     last = document[len(document) - 1].get_textpage().get_text_range()
