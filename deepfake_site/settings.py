@@ -81,6 +81,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "detector",
 ]
@@ -89,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files without a separate web server, also with DEBUG off.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "detector.middleware.UploadSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -171,6 +175,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Uploads larger than this go to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_HANDLERS = [
+    "detector.middleware.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # The detection engine, loaded only in the worker process.
 DEEPFAKE_MODEL_DIR = Path(env_str("DEEPFAKE_MODEL_DIR", str(BASE_DIR / "ml" / "weights")))
@@ -203,10 +212,32 @@ else:
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "analyses": env_str("DEEPFAKE_API_RATE", "1200/hour"),
+        "uploads": env_str("DEEPFAKE_API_UPLOAD_RATE", "120/hour"),
+    },
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Deepfake Forensics API",
+    "DESCRIPTION": "Upload face videos and photos, poll the analysis, read the verdict and its evidence.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page's JavaScript and CSS come from the installed sidecar: nothing is fetched.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# Webhook callbacks to private or loopback addresses are refused unless this is set.
+DEEPFAKE_WEBHOOK_ALLOW_PRIVATE = env_bool("DEEPFAKE_WEBHOOK_ALLOW_PRIVATE", False)
 
 # Served over HTTPS behind a proxy: cookies only over TLS, HSTS (see README).
 DEEPFAKE_HTTPS = env_bool("DEEPFAKE_HTTPS", False)

@@ -90,6 +90,9 @@ class Analysis(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="analyses")
     frames_requested = models.PositiveSmallIntegerField(default=FRAMES_DEFAULT)
     model_requested = models.CharField(max_length=64, blank=True, help_text="empty: the default model")
+    callback_url = models.URLField(
+        max_length=500, blank=True, help_text="POSTed a signed summary when the job ends"
+    )
 
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
     failure_reason = models.CharField(max_length=20, choices=FailureReason.choices, blank=True)
@@ -117,6 +120,8 @@ class Analysis(models.Model):
     aggregates = models.JSONField(default=dict, blank=True)
     timeline_svg = models.TextField(blank=True)
     histogram_svg = models.TextField(blank=True)
+    # The latest reviewer decision, kept here for filtering; every decision is a `Review` row.
+    review_decision = models.CharField(max_length=16, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -189,3 +194,36 @@ class Track(models.Model):
 
     def __str__(self) -> str:
         return f"person {self.track_id} ({self.faces} faces)"
+
+
+class Decision(models.TextChoices):
+    CONFIRMED_FAKE = "confirmed_fake", "Confirmed fake"
+    CONFIRMED_REAL = "confirmed_real", "Confirmed real"
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
+
+
+class Review(models.Model):
+    """A reviewer's decision on a case. Rows are only ever added: together they are the audit
+    trail. The model's verdict stays on the analysis, never overwritten."""
+
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display()} by {self.reviewer} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def agrees(self) -> bool | None:
+        """Whether the decision matches the model's verdict (None: nothing to compare)."""
+        expected = {"fake": Decision.CONFIRMED_FAKE, "real": Decision.CONFIRMED_REAL}.get(
+            self.analysis.verdict
+        )
+        if expected is None or self.decision == Decision.INCONCLUSIVE:
+            return None
+        return self.decision == expected

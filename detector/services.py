@@ -34,10 +34,12 @@ def store_upload(owner, uploaded: UploadedFile) -> Upload:
     )
 
 
-def create_analysis(owner, upload: Upload, frames: int = FRAMES_DEFAULT, model: str = "") -> Analysis:
+def create_analysis(
+    owner, upload: Upload, frames: int = FRAMES_DEFAULT, model: str = "", callback_url: str = ""
+) -> Analysis:
     """A new analysis of an upload, queued; or failed at once when the upload is no photo or video."""
     analysis = Analysis.objects.create(
-        upload=upload, owner=owner, frames_requested=frames, model_requested=model
+        upload=upload, owner=owner, frames_requested=frames, model_requested=model, callback_url=callback_url
     )
     if upload.media_type == MediaType.UNKNOWN:
         fail_now(
@@ -76,6 +78,9 @@ def fail_now(analysis: Analysis, reason: str, message: str) -> None:
     analysis.failure_message = message
     analysis.finished_at = timezone.now()
     analysis.save(update_fields=["status", "failure_reason", "failure_message", "finished_at"])
+    from detector.webhooks import schedule_delivery
+
+    transaction.on_commit(lambda: schedule_delivery(analysis))
 
 
 def rerun(analysis: Analysis, frames: int | None = None, model: str | None = None) -> Analysis:
@@ -85,6 +90,7 @@ def rerun(analysis: Analysis, frames: int | None = None, model: str | None = Non
         analysis.upload,
         frames=frames or analysis.frames_requested,
         model=analysis.model_requested if model is None else model,
+        callback_url=analysis.callback_url,
     )
 
 

@@ -38,27 +38,43 @@ def run_analysis(analysis_id: str) -> str:
     analysis = Analysis.objects.select_related("upload").get(pk=analysis_id)
     Analysis.objects.filter(pk=analysis_id).update(attempts=analysis.attempts + 1)
     try:
-        result = _run_pipeline(analysis)
-    except Exception as exc:
-        from ml.errors import EngineError
+        outcome = _analyse_and_store(analysis)
+    finally:
+        _notify(analysis_id)
+    return outcome
 
-        if isinstance(exc, EngineError):
-            _fail(analysis_id, exc.reason, str(exc))
-            return exc.reason
-        log.exception("analysis %s failed", analysis_id)
+
+def _analyse_and_store(analysis: Analysis) -> str:
+    from detector.store import store_result
+    from ml.errors import EngineError
+
+    try:
+        result = _run_pipeline(analysis)
+    except EngineError as exc:
+        _fail(analysis.pk, exc.reason, str(exc))
+        return exc.reason
+    except Exception as exc:
+        log.exception("analysis %s failed", analysis.pk)
         _fail(
-            analysis_id, FailureReason.INTERNAL_ERROR, f"The analysis stopped on an unexpected error ({exc})."
+            analysis.pk, FailureReason.INTERNAL_ERROR, f"The analysis stopped on an unexpected error ({exc})."
         )
         return FailureReason.INTERNAL_ERROR
-    from detector.store import store_result
-
     try:
         store_result(analysis, result)
     except OSError as exc:
-        log.exception("could not store the results of %s", analysis_id)
-        _fail(analysis_id, FailureReason.INTERNAL_ERROR, f"The results could not be stored ({exc.strerror}).")
+        log.exception("could not store the results of %s", analysis.pk)
+        _fail(analysis.pk, FailureReason.INTERNAL_ERROR, f"The results could not be stored ({exc.strerror}).")
         return FailureReason.INTERNAL_ERROR
     return result.verdict
+
+
+def _notify(analysis_id: str) -> None:
+    """Deliver the webhook of a job that has ended (its own task: never blocks this one)."""
+    from detector.webhooks import schedule_delivery
+
+    analysis = Analysis.objects.select_related("upload").filter(pk=analysis_id).first()
+    if analysis is not None and analysis.is_finished:
+        schedule_delivery(analysis)
 
 
 def _run_pipeline(analysis: Analysis):
@@ -126,10 +142,8 @@ def finish_analysis(task) -> None:
     text = str(task.result or "")
     if "timeout" in text.lower():
         minutes = settings.DEEPFAKE_TASK_TIMEOUT / 60
-        _fail(
-            analysis_id,
-            FailureReason.TIMEOUT,
-            f"The analysis took longer than {minutes:.0f} minutes and was stopped.",
-        )
+        message = f"The analysis took longer than {minutes:.0f} minutes and was stopped."
+        _fail(analysis_id, FailureReason.TIMEOUT, message)
     else:
         _fail(analysis_id, FailureReason.INTERNAL_ERROR, f"The worker stopped unexpectedly ({text[:200]}).")
+    _notify(analysis_id)

@@ -221,6 +221,23 @@ def analysis_report(request: HttpRequest, pk, fmt: str) -> HttpResponse:
     return response
 
 
+@login_required
+def api_access(request: HttpRequest) -> HttpResponse:
+    """The user's API token (created or replaced on POST) and webhook secret."""
+    from rest_framework.authtoken.models import Token
+
+    from detector.webhooks import user_secret
+
+    if request.method == "POST":
+        Token.objects.filter(user=request.user).delete()
+        Token.objects.create(user=request.user)
+        messages.success(request, "A new API token was created; the old one no longer works.")
+        return redirect("api-access")
+    token = Token.objects.filter(user=request.user).first()
+    context = {"token": token, "webhook_secret": user_secret(request.user.pk)}
+    return render(request, "detector/api_access.html", context)
+
+
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("upload")

@@ -1,0 +1,18 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from detector.api import views
+
+router = DefaultRouter()
+# Trailing slashes optional, so `…/report.pdf` reads as a file name.
+router.trailing_slash = "/?"
+router.register("analyses", views.AnalysisViewSet, basename="api-analysis")
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path("v1/models/", views.models_list, name="api-models"),
+    path("v1/webhook-secret/", views.webhook_secret, name="api-webhook-secret"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

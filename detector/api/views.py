@@ -1,0 +1,207 @@
+"""The REST API (v1). Every query is limited to the caller's own analyses (staff: all), so
+another user's id answers 404, exactly as the pages do."""
+
+from django.db.models import QuerySet
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action, api_view
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+
+from detector import reports, services
+from detector.api.serializers import (
+    AnalysisListSerializer,
+    AnalysisSerializer,
+    CreateAnalysisSerializer,
+    FrameSerializer,
+    RerunSerializer,
+)
+from detector.catalog import installed_models
+from detector.models import Analysis, FaceResult, FrameResult
+from detector.views import _stream, visible_analyses
+from detector.webhooks import user_secret
+
+ORDERINGS = {
+    "created_at",
+    "-created_at",
+    "fake_probability",
+    "-fake_probability",
+    "finished_at",
+    "-finished_at",
+}
+
+
+class AnalysisViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    throttle_scope = "analyses"
+
+    def get_throttles(self):
+        # Creating and re-running analyses costs minutes of CPU: they have their own, lower rate.
+        if self.action in ("create", "rerun"):
+            self.throttle_scope = "uploads"
+            return [ScopedRateThrottle()]
+        return super().get_throttles()
+
+    def get_serializer_class(self):
+        return AnalysisListSerializer if self.action == "list" else AnalysisSerializer
+
+    def get_queryset(self) -> QuerySet:
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
+            return Analysis.objects.none()
+        analyses = visible_analyses(self.request.user)
+        if self.action != "list":
+            return analyses.prefetch_related("tracks", "reviews__reviewer")
+        params = self.request.query_params
+        for field in ("status", "verdict"):
+            if value := params.get(field):
+                analyses = analyses.filter(**{field: value})
+        if value := params.get("media_type"):
+            analyses = analyses.filter(upload__media_type=value)
+        for param, lookup in (("created_after", "created_at__gte"), ("created_before", "created_at__lt")):
+            if value := params.get(param):
+                moment = parse_datetime(value)
+                if moment is None:
+                    raise serializers.ValidationError({param: "Use an ISO 8601 date and time."})
+                analyses = analyses.filter(**{lookup: moment})
+        ordering = params.get("ordering", "-created_at")
+        if ordering not in ORDERINGS:
+            raise serializers.ValidationError({"ordering": f"One of: {', '.join(sorted(ORDERINGS))}."})
+        return analyses.order_by(ordering)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=["queued", "running", "done", "failed"]),
+            OpenApiParameter("verdict", str, enum=["fake", "real", "uncertain", "no_face"]),
+            OpenApiParameter("media_type", str, enum=["image", "video"]),
+            OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+            OpenApiParameter("ordering", str, enum=sorted(ORDERINGS)),
+        ]
+    )
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request={"multipart/form-data": CreateAnalysisSerializer}, responses={202: AnalysisSerializer}
+    )
+    def create(self, request: Request) -> Response:
+        """Upload a photo or video and queue its analysis. Answers 202 with the job and its status URL."""
+        serializer = CreateAnalysisSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = services.store_upload(request.user, data["file"])
+        analysis = services.create_analysis(
+            request.user, upload, data["frames"], data["model"], data["callback_url"]
+        )
+        return self._accepted(analysis)
+
+    def perform_destroy(self, instance) -> None:
+        services.delete_analysis(instance)
+
+    @extend_schema(request=RerunSerializer, responses={202: AnalysisSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, pk=None) -> Response:
+        """Analyse the same file again with other settings; both analyses keep their results."""
+        serializer = RerunSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        again = services.rerun(
+            self.get_object(), serializer.validated_data.get("frames"), serializer.validated_data.get("model")
+        )
+        return self._accepted(again)
+
+    @extend_schema(responses=FrameSerializer(many=True))
+    @action(detail=True)
+    def frames(self, request: Request, pk=None) -> Response:
+        """Per-frame, per-face scores and boxes, with thumbnail, crop and heatmap URLs."""
+        analysis = self.get_object()
+        frames = FrameResult.objects.filter(analysis=analysis).prefetch_related("faces")
+        return Response(FrameSerializer(frames, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY, (200, "text/csv"): OpenApiTypes.STR}
+    )
+    @action(detail=True, url_path=r"report\.(?P<fmt>pdf|json|csv)")
+    def report(self, request: Request, pk=None, fmt: str = "json") -> HttpResponse:
+        """The report as PDF, JSON (everything) or CSV (per frame, per face)."""
+        analysis = self.get_object()
+        if fmt == "json":
+            response = Response(reports.as_json(analysis))
+        elif fmt == "csv":
+            response = HttpResponse(reports.as_csv(analysis), content_type="text/csv; charset=utf-8")
+        else:
+            response = HttpResponse(reports.as_pdf(analysis), content_type="application/pdf")
+        response["Content-Disposition"] = (
+            f'attachment; filename="deepfake-report-{analysis.pk.hex[:8]}.{fmt}"'
+        )
+        return response
+
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY})
+    @action(detail=True, url_path=r"files/(?P<kind>thumbnail|crop|heatmap)/(?P<item>[0-9]+)")
+    def files(self, request: Request, pk=None, kind: str = "", item: str = "0"):
+        """A frame thumbnail, face crop or heatmap image of this analysis."""
+        analysis = self.get_object()
+        if kind == "thumbnail":
+            frame = get_object_or_404(FrameResult, analysis=analysis, pk=int(item))
+            return _stream(frame.thumbnail.name, f"frame-{frame.index}.jpg")
+        face = get_object_or_404(FaceResult, analysis=analysis, pk=int(item))
+        relative = getattr(face, kind).name
+        if not relative:
+            raise Http404("no such file")
+        return _stream(relative, f"face-{face.pk}-{kind}.jpg")
+
+    def _accepted(self, analysis) -> Response:
+        analysis = visible_analyses(self.request.user).get(pk=analysis.pk)
+        data = AnalysisSerializer(analysis, context={"request": self.request}).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
+
+
+@extend_schema(
+    responses=inline_serializer(
+        "InstalledModel",
+        {
+            "name": serializers.CharField(),
+            "architecture": serializers.CharField(),
+            "kind": serializers.ChoiceField(["image", "video"]),
+            "version": serializers.CharField(),
+            "default": serializers.BooleanField(),
+            "calibration": serializers.DictField(),
+            "metrics": serializers.DictField(),
+            "trained_on": serializers.CharField(),
+        },
+        many=True,
+    )
+)
+@api_view(["GET"])
+def models_list(request: Request) -> Response:
+    """The installed models, with their version, kind and the metrics from their model cards."""
+    return Response(
+        [
+            {
+                "name": m.name,
+                "architecture": m.architecture,
+                "kind": m.kind,
+                "version": m.version,
+                "default": m.is_default,
+                "calibration": m.calibration,
+                "metrics": m.provenance.get("test_metrics") or m.provenance.get("validation") or {},
+                "trained_on": m.provenance.get("data_note") or m.provenance.get("data") or "",
+            }
+            for m in installed_models()
+            if m.weights_present
+        ]
+    )
+
+
+@extend_schema(responses=inline_serializer("WebhookSecret", {"secret": serializers.CharField()}))
+@api_view(["GET"])
+def webhook_secret(request: Request) -> Response:
+    """Your webhook signing secret (see the README: verifying webhooks)."""
+    return Response({"secret": user_secret(request.user.pk)})

@@ -1,0 +1,246 @@
+"""The REST API under token auth, with real files through the real pipeline."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from detector.models import Analysis, Status
+from detector.webhooks import user_secret, verify
+from tests.conftest import shared_path
+from tests.media_factory import write_frames_from
+
+pytestmark = pytest.mark.django_db
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
+def api(alice):
+    return token_client(alice)
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    return write_frames_from(
+        shared_path("data", "videos", "ffpp", "fake", "Deepfakes_033_097.mp4"), tmp_path / "clip.mp4", 50
+    )
+
+
+def create(api, django_capture_on_commit_callbacks, path: Path, **fields):
+    with django_capture_on_commit_callbacks(execute=True):
+        return api.post(
+            "/api/v1/analyses/",
+            {"file": SimpleUploadedFile(path.name, path.read_bytes()), **fields},
+            format="multipart",
+        )
+
+
+def test_the_whole_api_flow(api, models, clip, django_capture_on_commit_callbacks):
+    response = create(api, django_capture_on_commit_callbacks, clip, frames=10)
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert response["Location"] == body["status_url"] and body["id"]
+
+    status = api.get(body["status_url"]).json()  # sync queue in tests: it is finished already
+    assert status["status"] == "done" and status["verdict"] in ("fake", "real", "uncertain")
+    for key in (
+        "fake_probability",
+        "confidence",
+        "model_name",
+        "model_version",
+        "timings",
+        "people",
+        "progress",
+    ):
+        assert key in status
+    assert status["frames_analyzed"] == 10 and status["people"]
+
+    listing = api.get("/api/v1/analyses/", {"status": "done", "media_type": "video"}).json()
+    assert listing["count"] == 1 and listing["results"][0]["id"] == body["id"]
+    assert api.get("/api/v1/analyses/", {"verdict": "no_face"}).json()["count"] == 0
+    assert api.get("/api/v1/analyses/", {"ordering": "sideways"}).status_code == 400
+
+    frames = api.get(f"/api/v1/analyses/{body['id']}/frames/").json()
+    assert len(frames) == 10 and frames[0]["faces"]
+    face = frames[0]["faces"][0]
+    assert len(face["box"]) == 4 and 0 <= face["fake_probability"] <= 1
+    image = api.get(face["heatmap_url"])
+    assert image.status_code == 200 and image["Content-Type"] == "image/jpeg"
+    assert api.get(frames[0]["thumbnail_url"]).status_code == 200
+
+    report = api.get(f"/api/v1/analyses/{body['id']}/report.json")
+    assert report.status_code == 200 and json.loads(report.content)["file"]["name"] == "clip.mp4"
+    csv_report = api.get(f"/api/v1/analyses/{body['id']}/report.csv")
+    assert csv_report.content.decode().startswith("frame_index,")
+    pdf = api.get(f"/api/v1/analyses/{body['id']}/report.pdf")
+    assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        again = api.post(f"/api/v1/analyses/{body['id']}/rerun/", {"frames": 12}, format="json")
+    assert again.status_code == 202 and again.json()["frames_requested"] == 12
+    assert Analysis.objects.filter(status=Status.DONE).count() == 2
+
+    assert api.delete(f"/api/v1/analyses/{body['id']}/").status_code == 204
+    assert api.get(f"/api/v1/analyses/{body['id']}/").status_code == 404
+    assert Analysis.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"frames": 9}, "frames"),
+        ({"frames": 101}, "frames"),
+        ({"frames": "abc"}, "frames"),
+        ({"model": "nope"}, "model"),
+        ({"callback_url": "ftp://example.org/hook"}, "callback_url"),
+    ],
+)
+def test_validation_errors_are_400_with_field_messages(api, models, tmp_path, fields, field):
+    photo = next(shared_path("data", "images", "lfw_faceswap", "test", "real").glob("*.jpg"))
+    response = api.post(
+        "/api/v1/analyses/", {"file": SimpleUploadedFile("a.jpg", photo.read_bytes()), **fields}
+    )
+    assert response.status_code == 400 and field in response.json()
+    assert not Analysis.objects.exists()
+
+
+def test_a_missing_file_is_400(api):
+    response = api.post("/api/v1/analyses/", {"frames": 20})
+    assert response.status_code == 400 and "file" in response.json()
+
+
+def test_an_oversized_upload_is_413_and_nothing_is_kept(api, settings, tmp_path):
+    settings.DEEPFAKE_MAX_UPLOAD_MB = 1
+    big = SimpleUploadedFile("big.mp4", b"\x00" * (3 * 1024 * 1024))
+    response = api.post("/api/v1/analyses/", {"file": big})
+    assert response.status_code == 413 and "1 MB" in response.json()["detail"]
+    assert not Analysis.objects.exists()
+    assert not any(Path(settings.MEDIA_ROOT).rglob("*.mp4"))
+
+
+def test_users_see_only_their_own_analyses(alice, bob, models, clip, django_capture_on_commit_callbacks):
+    alice_api, bob_api = token_client(alice), token_client(bob)
+    analysis_id = create(alice_api, django_capture_on_commit_callbacks, clip, frames=10).json()["id"]
+    frames = alice_api.get(f"/api/v1/analyses/{analysis_id}/frames/").json()
+    face_id = frames[0]["faces"][0]["id"]
+    urls = [
+        f"/api/v1/analyses/{analysis_id}/",
+        f"/api/v1/analyses/{analysis_id}/frames/",
+        f"/api/v1/analyses/{analysis_id}/report.pdf",
+        f"/api/v1/analyses/{analysis_id}/report.json",
+        f"/api/v1/analyses/{analysis_id}/report.csv",
+        f"/api/v1/analyses/{analysis_id}/files/crop/{face_id}",
+    ]
+    for url in urls:
+        assert alice_api.get(url).status_code == 200, url
+        assert bob_api.get(url).status_code == 404, url
+        assert APIClient().get(url).status_code == 401, url
+    assert bob_api.get("/api/v1/analyses/").json()["count"] == 0
+    assert bob_api.delete(f"/api/v1/analyses/{analysis_id}/").status_code == 404
+    assert bob_api.post(f"/api/v1/analyses/{analysis_id}/rerun/", {}).status_code == 404
+    bad_token = APIClient()
+    bad_token.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    assert bad_token.get("/api/v1/analyses/").status_code == 401
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802 (the standard library's name)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver():
+    Receiver.received = []
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+
+
+def test_the_webhook_is_delivered_signed(
+    api, alice, models, settings, receiver, django_capture_on_commit_callbacks
+):
+    settings.DEEPFAKE_WEBHOOK_ALLOW_PRIVATE = True
+    photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
+    response = create(api, django_capture_on_commit_callbacks, photo, callback_url=receiver)
+    assert response.status_code == 202
+    assert len(Receiver.received) == 1
+    headers, body = Receiver.received[0]
+    summary = json.loads(body)
+    assert summary["id"] == response.json()["id"] and summary["status"] == "done"
+    assert summary["event"] == "analysis.finished" and summary["file"]["name"] == "multiface.jpg"
+    secret = api.get("/api/v1/webhook-secret/").json()["secret"]
+    assert secret == user_secret(alice.pk)
+    assert verify(secret, headers["X-Deepfake-Timestamp"], body, headers["X-Deepfake-Signature"])
+    assert not verify("wrong-secret", headers["X-Deepfake-Timestamp"], body, headers["X-Deepfake-Signature"])
+    assert not verify(secret, headers["X-Deepfake-Timestamp"], body + b" ", headers["X-Deepfake-Signature"])
+
+
+def test_webhooks_to_private_addresses_are_refused_by_default(api, models):
+    photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
+    response = api.post(
+        "/api/v1/analyses/",
+        {"file": SimpleUploadedFile("p.jpg", photo.read_bytes()), "callback_url": "http://127.0.0.1:9/hook"},
+    )
+    assert response.status_code == 400 and "private or local" in response.json()["callback_url"][0]
+
+
+def test_a_failed_delivery_is_retried_later(api, models, settings, django_capture_on_commit_callbacks):
+    from django_q.models import Schedule
+
+    from detector.webhooks import deliver
+
+    settings.DEEPFAKE_WEBHOOK_ALLOW_PRIVATE = True
+    photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
+    create(api, django_capture_on_commit_callbacks, photo, callback_url="http://127.0.0.1:9/nobody-listens")
+    analysis = Analysis.objects.get()
+    retry = Schedule.objects.get(func="detector.webhooks.deliver")
+    assert retry.schedule_type == Schedule.ONCE and retry.args == repr((str(analysis.pk), 2))
+    assert deliver(str(analysis.pk), 5).startswith("gave up after 5 attempts")
+
+
+def test_models_are_listed(api, models):
+    listed = api.get("/api/v1/models/").json()
+    names = {m["name"]: m for m in listed}
+    assert {"efficientnet", "efficientnet_lstm"} <= set(names)
+    assert names["efficientnet_lstm"]["kind"] == "video" and names["efficientnet"]["kind"] == "image"
+    assert names["efficientnet_lstm"]["default"] and names["efficientnet_lstm"]["version"]
+
+
+def test_the_openapi_schema_is_valid(tmp_path, client):
+    from django.core.management import call_command
+
+    path = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(path))
+    text = path.read_text()
+    assert "/api/v1/analyses/" in text and "/api/v1/analyses/{id}/frames/" in text
+    assert client.get("/api/schema/").status_code == 200
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200 and b"swagger-ui" in docs.content
+
+
+def test_a_token_can_be_created_on_the_page(client, alice):
+    client.force_login(alice)
+    assert b"You have no token yet" in client.get("/account/api/").content
+    client.post("/account/api/")
+    token = Token.objects.get(user=alice)
+    assert token.key.encode() in client.get("/account/api/").content
