@@ -156,7 +156,7 @@ def test_users_see_only_their_own_analyses(alice, bob, models, clip, django_capt
 class Receiver(BaseHTTPRequestHandler):
     received: list = []
 
-    def do_POST(self):  # noqa: N802 (the standard library's name)
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Receiver.received.append((dict(self.headers), body))
         self.send_response(204)
