@@ -2,9 +2,12 @@
 
 import csv
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from django.conf import settings
+from django.http import Http404, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from detector.models import Analysis
@@ -25,9 +28,52 @@ LIMITS_TEXT = (
 )
 
 
-def summary(analysis: Analysis) -> dict:
+@dataclass
+class FaceRow:
+    frame_index: int
+    timestamp_s: float
+    track_id: int
+    box: list[float]
+    landmarks: list
+    detector_confidence: float
+    interpolated: bool
+    fake_probability: float
+    crop: Path | None = None
+    heatmap: Path | None = None
+
+
+@dataclass
+class FrameRow:
+    index: int
+    timestamp_s: float
+    fake_probability: float | None
+    thumbnail: Path | None = None
+    faces: list[FaceRow] = field(default_factory=list)
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows, from stored rows or straight from an engine result."""
+
+    summary: dict
+    people: list[dict]
+    frames: list[FrameRow]
+    reviews: list[dict] = field(default_factory=list)
+
+    def faces_by_suspicion(self) -> list[FaceRow]:
+        """Faces of counted people first, then by score."""
+        counted = {p["track_id"] for p in self.people if p["counted_in_verdict"]}
+        faces = [face for frame in self.frames for face in frame.faces]
+        return sorted(faces, key=lambda face: (face.track_id not in counted, -face.fake_probability))
+
+
+def _media(relative: str) -> Path | None:
+    return Path(settings.MEDIA_ROOT) / relative if relative else None
+
+
+def from_analysis(analysis: Analysis) -> ReportData:
     upload = analysis.upload
-    return {
+    summary = {
         "id": str(analysis.pk),
         "file": {
             "name": upload.original_name,
@@ -59,15 +105,12 @@ def summary(analysis: Analysis) -> dict:
         "faces_detected": analysis.faces_detected,
         "aggregates": analysis.aggregates,
         "timings": analysis.timings,
+        "review_decision": analysis.review_decision or None,
         "created_at": analysis.created_at.isoformat(),
         "started_at": analysis.started_at.isoformat() if analysis.started_at else None,
         "finished_at": analysis.finished_at.isoformat() if analysis.finished_at else None,
     }
-
-
-def as_json(analysis: Analysis) -> dict:
-    data = summary(analysis)
-    data["people"] = [
+    people = [
         {
             "track_id": t.track_id,
             "faces": t.faces,
@@ -80,7 +123,144 @@ def as_json(analysis: Analysis) -> dict:
         }
         for t in analysis.tracks.all()
     ]
-    data["frames"] = [
+    frames = [
+        FrameRow(
+            index=frame.index,
+            timestamp_s=frame.timestamp_s,
+            fake_probability=frame.fake_probability,
+            thumbnail=_media(frame.thumbnail.name),
+            faces=[
+                FaceRow(
+                    frame_index=frame.index,
+                    timestamp_s=frame.timestamp_s,
+                    track_id=face.track_id,
+                    box=face.box,
+                    landmarks=face.landmarks,
+                    detector_confidence=face.detector_confidence,
+                    interpolated=face.interpolated,
+                    fake_probability=face.fake_probability,
+                    crop=_media(face.crop.name),
+                    heatmap=_media(face.heatmap.name),
+                )
+                for face in frame.faces.all()
+            ],
+        )
+        for frame in analysis.frames.prefetch_related("faces")
+    ]
+    reviews = [
+        {
+            "decision": review.decision,
+            "notes": review.notes,
+            "reviewer": review.reviewer.get_username(),
+            "created_at": review.created_at.isoformat(),
+            "agrees_with_model": review.agrees,
+        }
+        for review in analysis.reviews.select_related("reviewer").order_by("created_at")
+    ]
+    return ReportData(summary=summary, people=people, frames=frames, reviews=reviews)
+
+
+def from_result(result, path: Path, image_dir: Path | None = None) -> ReportData:
+    """Report data straight from an engine result (the command line, no database).
+
+    With `image_dir`, thumbnails, crops and heatmaps are written there for the PDF.
+    """
+    import hashlib
+
+    from PIL import Image
+
+    def save(pixels, name: str) -> Path | None:
+        if image_dir is None or pixels is None:
+            return None
+        target = image_dir / name
+        Image.fromarray(pixels).save(target, quality=85)
+        return target
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    data = result.to_dict()
+    summary = {
+        "id": None,
+        "file": {
+            "name": path.name,
+            "media_type": result.media_type,
+            "size_bytes": path.stat().st_size,
+            "sha256": digest.hexdigest(),
+            "width": result.width,
+            "height": result.height,
+            "duration_s": result.duration_s or None,
+            "fps": result.fps or None,
+            "frame_count": result.frame_count,
+            "uploaded_at": None,
+        },
+        "settings": {"frames_requested": result.frames_requested, "model_requested": None},
+        "status": "failed" if result.verdict == "no_face" else "done",
+        "failure_reason": "no_face" if result.verdict == "no_face" else None,
+        "failure_message": "No face was found." if result.verdict == "no_face" else None,
+        "model": result.model_name,
+        "model_version": result.model_version,
+        "verdict": result.verdict,
+        "fake_probability": result.fake_probability,
+        "confidence": result.confidence,
+        "threshold": result.threshold,
+        "uncertain_band": [result.uncertain_low, result.uncertain_high],
+        "frames_analyzed": result.frames_analyzed,
+        "faces_detected": result.faces_detected,
+        "aggregates": data["aggregates"] or {},
+        "timings": data["timings"],
+        "review_decision": None,
+        "created_at": None,
+        "started_at": None,
+        "finished_at": timezone.now().isoformat(),
+    }
+    people = [
+        {
+            "track_id": t["track_id"],
+            "faces": t["faces"],
+            "fake_probability": t["fake_probability"],
+            "mean_probability": t["mean_probability"],
+            "max_probability": t["max_probability"],
+            "median_face_size": t["median_face_size"],
+            "verdict": t["verdict"],
+            "counted_in_verdict": t["counted"],
+        }
+        for t in data["tracks"]
+    ]
+    frames = []
+    for frame in result.frames:
+        faces = [
+            FaceRow(
+                frame_index=frame.index,
+                timestamp_s=frame.timestamp_s,
+                track_id=face.track_id,
+                box=[round(v, 1) for v in face.box],
+                landmarks=[[round(x, 1), round(y, 1)] for x, y in face.landmarks],
+                detector_confidence=face.detector_confidence,
+                interpolated=face.interpolated,
+                fake_probability=face.fake_probability,
+                crop=save(face.crop, f"face_{frame.index}_{k}_crop.jpg"),
+                heatmap=save(face.overlay, f"face_{frame.index}_{k}_cam.jpg"),
+            )
+            for k, face in enumerate(frame.faces)
+        ]
+        frames.append(
+            FrameRow(
+                index=frame.index,
+                timestamp_s=frame.timestamp_s,
+                fake_probability=result.frame_score(frame),
+                thumbnail=save(frame.thumbnail, f"frame_{frame.index}.jpg"),
+                faces=faces,
+            )
+        )
+    return ReportData(summary=summary, people=people, frames=frames)
+
+
+def as_json(data: ReportData) -> dict:
+    report = dict(data.summary)
+    report["people"] = data.people
+    report["frames"] = [
         {
             "index": frame.index,
             "timestamp_s": frame.timestamp_s,
@@ -94,15 +274,16 @@ def as_json(analysis: Analysis) -> dict:
                     "interpolated": face.interpolated,
                     "fake_probability": face.fake_probability,
                 }
-                for face in frame.faces.all()
+                for face in frame.faces
             ],
         }
-        for frame in analysis.frames.prefetch_related("faces")
+        for frame in data.frames
     ]
-    data["method"] = METHOD_TEXT
-    data["limitations"] = LIMITS_TEXT
-    data["generated_at"] = timezone.now().isoformat()
-    return data
+    report["reviews"] = data.reviews
+    report["method"] = METHOD_TEXT
+    report["limitations"] = LIMITS_TEXT
+    report["generated_at"] = timezone.now().isoformat()
+    return report
 
 
 CSV_COLUMNS = [
@@ -119,26 +300,27 @@ CSV_COLUMNS = [
 ]
 
 
-def as_csv(analysis: Analysis) -> str:
+def as_csv(data: ReportData) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    for face in analysis.faces.select_related("frame").order_by("frame__index", "track_id"):
-        writer.writerow(
-            [
-                face.frame.index,
-                f"{face.frame.timestamp_s:.3f}",
-                face.track_id,
-                f"{face.fake_probability:.4f}",
-                f"{face.detector_confidence:.4f}",
-                int(face.interpolated),
-                *face.box,
-            ]
-        )
+    for frame in data.frames:
+        for face in sorted(frame.faces, key=lambda f: f.track_id):
+            writer.writerow(
+                [
+                    frame.index,
+                    f"{frame.timestamp_s:.3f}",
+                    face.track_id,
+                    f"{face.fake_probability:.4f}",
+                    f"{face.detector_confidence:.4f}",
+                    int(face.interpolated),
+                    *face.box,
+                ]
+            )
     return buffer.getvalue()
 
 
-def as_pdf(analysis: Analysis) -> bytes:
+def as_pdf(data: ReportData) -> bytes:
     """A report a person can file: verdict, file facts, method, charts and evidence."""
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
@@ -150,7 +332,8 @@ def as_pdf(analysis: Analysis) -> bytes:
 
     styles = getSampleStyleSheet()
     small = styles["BodyText"].clone("small", fontSize=8, leading=10)
-    data = summary(analysis)
+    s = data.summary
+    f = s["file"]
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
         buffer,
@@ -159,91 +342,117 @@ def as_pdf(analysis: Analysis) -> bytes:
         rightMargin=16 * mm,
         topMargin=14 * mm,
         bottomMargin=14 * mm,
-        title=f"Deepfake analysis of {data['file']['name']}",
+        title=f"Deepfake analysis of {f['name']}",
     )
     width = A4[0] - 32 * mm
     story = [Paragraph("Deepfake forensics report", styles["Title"])]
-    verdict = (analysis.verdict or analysis.status).replace("_", " ").upper()
-    colour = {"FAKE": colors.HexColor("#c62828"), "REAL": colors.HexColor("#2e7d32")}.get(
-        verdict, colors.HexColor("#b26a00")
+    verdict = (s["verdict"] or s["status"]).replace("_", " ").upper()
+    colour = {"FAKE": "#c62828", "REAL": "#2e7d32"}.get(verdict, "#b26a00")
+    story.append(
+        Paragraph(
+            f"Verdict: {verdict}", styles["Heading1"].clone("verdict", textColor=colors.HexColor(colour))
+        )
     )
-    verdict_style = styles["Heading1"].clone("verdict", textColor=colour)
-    story.append(Paragraph(f"Verdict: {verdict}", verdict_style))
-    if analysis.fake_probability is not None:
+    threshold = s["threshold"]
+    low, high = s["uncertain_band"]
+    if s["fake_probability"] is not None:
         story.append(
             Paragraph(
-                f"P(fake) {analysis.fake_probability:.1%} · confidence {analysis.confidence:.0%} · "
-                f"threshold {analysis.threshold:.2f} (uncertain between {analysis.uncertain_low:.2f} and "
-                f"{analysis.uncertain_high:.2f})",
+                f"P(fake) {s['fake_probability']:.1%} · confidence {s['confidence']:.0%} · "
+                f"threshold {threshold:.2f} (uncertain between {low:.2f} and {high:.2f})",
                 styles["BodyText"],
             )
         )
-    if analysis.failure_message:
-        story.append(Paragraph(analysis.failure_message, styles["BodyText"]))
-    f = data["file"]
+    if s["failure_message"]:
+        story.append(Paragraph(escape(s["failure_message"]), styles["BodyText"]))
     facts = [
-        ["File", f["name"]],
+        ["File", Paragraph(escape(f["name"]), small)],
         ["SHA-256", Paragraph(f["sha256"], small)],
         ["Type, size", f"{f['media_type']}, {f['size_bytes']:,} bytes"],
         ["Resolution", f"{f['width']}x{f['height']}" if f["width"] else "–"],
         ["Duration", f"{f['duration_s']:.1f} s at {f['fps']:.2f} fps" if f["duration_s"] else "–"],
-        ["Model", f"{analysis.model_name or '–'} ({analysis.model_version or '–'})"],
-        ["Settings", f"{analysis.frames_requested} frames requested, {analysis.frames_analyzed} analysed"],
-        ["Faces", f"{analysis.faces_detected} detected"],
-        ["Analysed", f"{data['finished_at'] or '–'}"],
+        ["Model", f"{s['model'] or '–'} ({s['model_version'] or '–'})"],
+        [
+            "Settings",
+            f"{s['settings']['frames_requested']} frames requested, {s['frames_analyzed']} analysed",
+        ],
+        ["Faces", f"{s['faces_detected']} detected"],
+        ["Analysed", s["finished_at"] or "–"],
         ["Report generated", timezone.now().isoformat(timespec="seconds")],
     ]
+    if data.reviews:
+        last = data.reviews[-1]
+        facts.append(
+            [
+                "Review",
+                f"{last['decision'].replace('_', ' ')} by {last['reviewer']} ({last['created_at'][:16]})",
+            ]
+        )
     story.append(Spacer(1, 4 * mm))
     story.append(_table(facts, [32 * mm, width - 32 * mm], TableStyle, colors))
 
-    frames = list(analysis.frames.prefetch_related("faces"))
-    counted = set(analysis.tracks.filter(counted=True).values_list("track_id", flat=True))
-    faces = sorted(
-        analysis.faces.select_related("frame"),
-        key=lambda face: (face.track_id not in counted, -face.fake_probability),
-    )
+    faces = data.faces_by_suspicion()
     if faces:
         story.append(Paragraph("Scores", styles["Heading2"]))
-        if analysis.upload.media_type == "video":
+        if f["media_type"] == "video":
             png = charts.timeline(
-                [fr.timestamp_s for fr in frames],
-                [fr.fake_probability for fr in frames],
-                analysis.threshold,
-                (analysis.uncertain_low, analysis.uncertain_high),
+                [fr.timestamp_s for fr in data.frames],
+                [fr.fake_probability for fr in data.frames],
+                threshold,
+                (low, high),
                 fmt="png",
             )
             story.append(Image(io.BytesIO(png), width=width, height=width * 2.4 / 7.5))
-        png = charts.histogram([face.fake_probability for face in faces], analysis.threshold, fmt="png")
+        png = charts.histogram([face.fake_probability for face in faces], threshold, fmt="png")
         story.append(Image(io.BytesIO(png), width=width * 0.5, height=width * 0.5 * 2.4 / 3.8))
 
-    thumbs = [fr for fr in frames if fr.thumbnail][:8]
+    thumbs = [fr for fr in data.frames if fr.thumbnail][:8]
     if thumbs:
         story.append(Paragraph("Frames", styles["Heading2"]))
         cells = []
         for frame in thumbs:
-            image = _image(frame.thumbnail.name, width / 4 - 2 * mm, Image)
             label = "no face" if frame.fake_probability is None else f"{frame.fake_probability:.0%}"
-            cells.append([image, Paragraph(f"{frame.timestamp_s:.1f} s · {label}", small)])
-        rows = [[c[0] for c in cells[i : i + 4]] for i in range(0, len(cells), 4)]
-        labels = [[c[1] for c in cells[i : i + 4]] for i in range(0, len(cells), 4)]
-        grid = [row for pair in zip(rows, labels, strict=True) for row in pair]
+            cells.append(
+                (
+                    _image(frame.thumbnail, width / 4 - 2 * mm, Image),
+                    Paragraph(f"{frame.timestamp_s:.1f} s · {label}", small),
+                )
+            )
+        grid = []
+        for i in range(0, len(cells), 4):
+            grid.append([c[0] for c in cells[i : i + 4]])
+            grid.append([c[1] for c in cells[i : i + 4]])
         story.append(Table(grid, colWidths=[width / 4] * 4))
 
     if faces:
         story.append(Paragraph("Most suspicious faces (crop and heatmap)", styles["Heading2"]))
-        cells = []
+        rows = []
         for face in faces[:6]:
-            crop = _image(face.crop.name, 28 * mm, Image)
-            heat = _image(face.heatmap.name, 28 * mm, Image)
             caption = Paragraph(
-                f"{face.fake_probability:.0%} · frame {face.frame.index} "
-                f"({face.frame.timestamp_s:.1f} s) · person {face.track_id}",
+                f"{face.fake_probability:.0%} · frame {face.frame_index} "
+                f"({face.timestamp_s:.1f} s) · person {face.track_id}",
                 small,
             )
-            cells.append([crop, heat, caption])
-        story.append(Table(cells, colWidths=[31 * mm, 31 * mm, width - 62 * mm]))
+            rows.append([_image(face.crop, 28 * mm, Image), _image(face.heatmap, 28 * mm, Image), caption])
+        story.append(Table(rows, colWidths=[31 * mm, 31 * mm, width - 62 * mm]))
         story.append(
             Paragraph("Heatmaps show where the model's evidence lies: model attention, not proof.", small)
+        )
+
+    if data.reviews:
+        story.append(Paragraph("Reviews", styles["Heading2"]))
+        rows = [["When", "Reviewer", "Decision", "Notes"]]
+        for review in data.reviews:
+            rows.append(
+                [
+                    review["created_at"][:16],
+                    review["reviewer"],
+                    review["decision"].replace("_", " "),
+                    Paragraph(escape(review["notes"]), small),
+                ]
+            )
+        story.append(
+            _table(rows, [30 * mm, 28 * mm, 30 * mm, width - 88 * mm], TableStyle, colors, header=True)
         )
 
     story.append(Paragraph("Method", styles["Heading2"]))
@@ -251,22 +460,23 @@ def as_pdf(analysis: Analysis) -> bytes:
     story.append(Paragraph("What the score means and does not mean", styles["Heading2"]))
     story.append(Paragraph(LIMITS_TEXT, styles["BodyText"]))
 
-    if frames:
+    if data.frames:
         story.append(PageBreak())
         story.append(Paragraph("Per-frame scores", styles["Heading2"]))
         rows = [["Frame", "Time (s)", "Person", "P(fake)", "Detector conf.", "Box (x1, y1, x2, y2)"]]
-        for frame in frames:
-            if not frame.faces.all():
+        for frame in data.frames:
+            if not frame.faces:
                 rows.append([frame.index, f"{frame.timestamp_s:.2f}", "–", "no face", "", ""])
-            for face in frame.faces.all():
+            for face in frame.faces:
                 box = ", ".join(f"{v:.0f}" for v in face.box)
+                conf = f"{face.detector_confidence:.3f}" + (" (interp.)" if face.interpolated else "")
                 rows.append(
                     [
                         frame.index,
                         f"{frame.timestamp_s:.2f}",
                         face.track_id,
                         f"{face.fake_probability:.3f}",
-                        f"{face.detector_confidence:.3f}",
+                        conf,
                         box,
                     ]
                 )
@@ -276,9 +486,23 @@ def as_pdf(analysis: Analysis) -> bytes:
     return buffer.getvalue()
 
 
-def _image(relative: str, size: float, image_class):
-    path = Path(settings.MEDIA_ROOT) / relative
-    if not relative or not path.is_file():
+def download(analysis: Analysis, fmt: str) -> HttpResponse:
+    """The report of an analysis as a file download: "pdf", "json" or "csv"."""
+    data = from_analysis(analysis)
+    if fmt == "json":
+        response = JsonResponse(as_json(data), json_dumps_params={"indent": 2})
+    elif fmt == "csv":
+        response = HttpResponse(as_csv(data), content_type="text/csv; charset=utf-8")
+    elif fmt == "pdf":
+        response = HttpResponse(as_pdf(data), content_type="application/pdf")
+    else:
+        raise Http404("no such report format")
+    response["Content-Disposition"] = f'attachment; filename="deepfake-report-{analysis.pk.hex[:8]}.{fmt}"'
+    return response
+
+
+def _image(path: Path | None, size: float, image_class):
+    if path is None or not path.is_file():
         return ""
     from PIL import Image as PILImage
 

@@ -207,18 +207,7 @@ def analysis_file(request: HttpRequest, pk, kind: str, item: int = 0) -> FileRes
 @login_required
 @require_GET
 def analysis_report(request: HttpRequest, pk, fmt: str) -> HttpResponse:
-    analysis = get_analysis(request, pk)
-    stem = f"deepfake-report-{analysis.pk.hex[:8]}"
-    if fmt == "json":
-        response = JsonResponse(reports.as_json(analysis), json_dumps_params={"indent": 2})
-    elif fmt == "csv":
-        response = HttpResponse(reports.as_csv(analysis), content_type="text/csv; charset=utf-8")
-    elif fmt == "pdf":
-        response = HttpResponse(reports.as_pdf(analysis), content_type="application/pdf")
-    else:
-        raise Http404("no such report format")
-    response["Content-Disposition"] = f'attachment; filename="{stem}.{fmt}"'
-    return response
+    return reports.download(get_analysis(request, pk), fmt)
 
 
 @login_required

@@ -131,17 +131,7 @@ class AnalysisViewSet(
     @action(detail=True, url_path=r"report\.(?P<fmt>pdf|json|csv)")
     def report(self, request: Request, pk=None, fmt: str = "json") -> HttpResponse:
         """The report as PDF, JSON (everything) or CSV (per frame, per face)."""
-        analysis = self.get_object()
-        if fmt == "json":
-            response = Response(reports.as_json(analysis))
-        elif fmt == "csv":
-            response = HttpResponse(reports.as_csv(analysis), content_type="text/csv; charset=utf-8")
-        else:
-            response = HttpResponse(reports.as_pdf(analysis), content_type="application/pdf")
-        response["Content-Disposition"] = (
-            f'attachment; filename="deepfake-report-{analysis.pk.hex[:8]}.{fmt}"'
-        )
-        return response
+        return reports.download(self.get_object(), fmt)
 
     @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY})
     @action(detail=True, url_path=r"files/(?P<kind>thumbnail|crop|heatmap)/(?P<item>[0-9]+)")
