@@ -79,9 +79,7 @@ def main() -> int:
     photo = scratch / "photo_1080p.jpg"
     image = cv2.imread(str(args.photo))
     scale = 1920 / image.shape[1]
-    cv2.imwrite(
-        str(photo), cv2.resize(image, (1920, round(image.shape[0] * scale))), [cv2.IMWRITE_JPEG_QUALITY, 92]
-    )
+    cv2.imwrite(str(photo), cv2.resize(image, (1920, round(image.shape[0] * scale))), [cv2.IMWRITE_JPEG_QUALITY, 92])
     image_detector.analyze_image(photo)
     runs = [image_detector.analyze_image(photo) for _ in range(max(3, args.repeats))]
     medians = [statistics.median(r.timings[s] for r in runs) for s in stages]

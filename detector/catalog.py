@@ -54,9 +54,7 @@ def model_names() -> list[str]:
 def check_models() -> dict:
     """For /healthz: the default models' weight files are present."""
     missing = [
-        name
-        for name in DEFAULT_MODELS.values()
-        if not (Path(settings.DEEPFAKE_MODEL_DIR) / f"{name}.pt").is_file()
+        name for name in DEFAULT_MODELS.values() if not (Path(settings.DEEPFAKE_MODEL_DIR) / f"{name}.pt").is_file()
     ]
     if missing:
         return {

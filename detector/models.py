@@ -90,9 +90,7 @@ class Analysis(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="analyses")
     frames_requested = models.PositiveSmallIntegerField(default=FRAMES_DEFAULT)
     model_requested = models.CharField(max_length=64, blank=True, help_text="empty: the default model")
-    callback_url = models.URLField(
-        max_length=500, blank=True, help_text="POSTed a signed summary when the job ends"
-    )
+    callback_url = models.URLField(max_length=500, blank=True, help_text="POSTed a signed summary when the job ends")
 
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
     failure_reason = models.CharField(max_length=20, choices=FailureReason.choices, blank=True)
@@ -221,9 +219,7 @@ class Review(models.Model):
     @property
     def agrees(self) -> bool | None:
         """Whether the decision matches the model's verdict (None: nothing to compare)."""
-        expected = {"fake": Decision.CONFIRMED_FAKE, "real": Decision.CONFIRMED_REAL}.get(
-            self.analysis.verdict
-        )
+        expected = {"fake": Decision.CONFIRMED_FAKE, "real": Decision.CONFIRMED_REAL}.get(self.analysis.verdict)
         if expected is None or self.decision == Decision.INCONCLUSIVE:
             return None
         return self.decision == expected

@@ -349,9 +349,7 @@ def as_pdf(data: ReportData) -> bytes:
     verdict = (s["verdict"] or s["status"]).replace("_", " ").upper()
     colour = {"FAKE": "#c62828", "REAL": "#2e7d32"}.get(verdict, "#b26a00")
     story.append(
-        Paragraph(
-            f"Verdict: {verdict}", styles["Heading1"].clone("verdict", textColor=colors.HexColor(colour))
-        )
+        Paragraph(f"Verdict: {verdict}", styles["Heading1"].clone("verdict", textColor=colors.HexColor(colour)))
     )
     threshold = s["threshold"]
     low, high = s["uncertain_band"]
@@ -435,9 +433,7 @@ def as_pdf(data: ReportData) -> bytes:
             )
             rows.append([_image(face.crop, 28 * mm, Image), _image(face.heatmap, 28 * mm, Image), caption])
         story.append(Table(rows, colWidths=[31 * mm, 31 * mm, width - 62 * mm]))
-        story.append(
-            Paragraph("Heatmaps show where the model's evidence lies: model attention, not proof.", small)
-        )
+        story.append(Paragraph("Heatmaps show where the model's evidence lies: model attention, not proof.", small))
 
     if data.reviews:
         story.append(Paragraph("Reviews", styles["Heading2"]))
@@ -451,9 +447,7 @@ def as_pdf(data: ReportData) -> bytes:
                     Paragraph(escape(review["notes"]), small),
                 ]
             )
-        story.append(
-            _table(rows, [30 * mm, 28 * mm, 30 * mm, width - 88 * mm], TableStyle, colors, header=True)
-        )
+        story.append(_table(rows, [30 * mm, 28 * mm, 30 * mm, width - 88 * mm], TableStyle, colors, header=True))
 
     story.append(Paragraph("Method", styles["Heading2"]))
     story.append(Paragraph(METHOD_TEXT, styles["BodyText"]))

@@ -71,9 +71,7 @@ def store_result(analysis: Analysis, result) -> None:
                             interpolated=face.interpolated,
                             fake_probability=face.fake_probability,
                             crop=_write_jpeg(f"{stem}_crop.jpg", face.crop) if face.crop is not None else "",
-                            heatmap=_write_jpeg(f"{stem}_cam.jpg", face.overlay)
-                            if face.overlay is not None
-                            else "",
+                            heatmap=_write_jpeg(f"{stem}_cam.jpg", face.overlay) if face.overlay is not None else "",
                         ),
                     )
                 )

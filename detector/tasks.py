@@ -55,9 +55,7 @@ def _analyse_and_store(analysis: Analysis) -> str:
         return exc.reason
     except Exception as exc:
         log.exception("analysis %s failed", analysis.pk)
-        _fail(
-            analysis.pk, FailureReason.INTERNAL_ERROR, f"The analysis stopped on an unexpected error ({exc})."
-        )
+        _fail(analysis.pk, FailureReason.INTERNAL_ERROR, f"The analysis stopped on an unexpected error ({exc}).")
         return FailureReason.INTERNAL_ERROR
     try:
         store_result(analysis, result)

@@ -64,9 +64,7 @@ def history(request: HttpRequest) -> HttpResponse:
     analyses = visible_analyses(request.user)
     if form.is_valid():
         if query := form.cleaned_data["q"].strip():
-            analyses = analyses.filter(
-                Q(upload__original_name__icontains=query) | Q(upload__sha256=query.lower())
-            )
+            analyses = analyses.filter(Q(upload__original_name__icontains=query) | Q(upload__sha256=query.lower()))
         if verdict := form.cleaned_data["verdict"]:
             analyses = analyses.filter(verdict=verdict)
         if status := form.cleaned_data["status"]:
@@ -123,9 +121,7 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
         "more_faces": faces[12:],
         "tracks": tracks,
         "people": len([t for t in tracks if t.counted]) > 1 or len(tracks) > 1,
-        "settings_form": SettingsForm(
-            initial={"frames": analysis.frames_requested, "model": analysis.model_requested}
-        ),
+        "settings_form": SettingsForm(initial={"frames": analysis.frames_requested, "model": analysis.model_requested}),
     }
     return render(request, "detector/detail.html", context)
 

@@ -44,9 +44,7 @@ class Calibration:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.uncertain_low <= self.threshold <= self.uncertain_high <= 1.0:
-            raise ValueError(
-                f"calibration must satisfy 0 <= low <= threshold <= high <= 1, got {asdict(self)}"
-            )
+            raise ValueError(f"calibration must satisfy 0 <= low <= threshold <= high <= 1, got {asdict(self)}")
 
     def verdict(self, fake_probability: float) -> str:
         if fake_probability >= self.uncertain_high:
@@ -120,9 +118,7 @@ def load_checkpoint(path: str | Path, expected_name: str | None = None, device: 
         raise ModelUnavailableError(f"{path.name} is not a {FORMAT} file")
     if payload.get("format_version") != FORMAT_VERSION:
         found = payload.get("format_version")
-        raise ModelUnavailableError(
-            f"{path.name} has format version {found}, this code reads {FORMAT_VERSION}"
-        )
+        raise ModelUnavailableError(f"{path.name} has format version {found}, this code reads {FORMAT_VERSION}")
     try:
         config = ModelConfig.from_dict(payload["config"])
         calibration = Calibration(**payload["calibration"])

@@ -110,9 +110,7 @@ def _from_manifest(manifest: Path) -> list[MediaItem]:
                 ids = [row["group"]]
             media_type = "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image"
             items.append(
-                MediaItem(
-                    str(path), label, media_type, ids, row.get("split", ""), row.get("method") or method
-                )
+                MediaItem(str(path), label, media_type, ids, row.get("split", ""), row.get("method") or method)
             )
     return items
 
@@ -134,9 +132,7 @@ def connected_groups(items: Sequence[MediaItem]) -> list[int]:
     return [roots.setdefault(find(item.ids[0]), len(roots)) for item in items]
 
 
-def grouped_split(
-    items: Sequence[MediaItem], fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
-) -> None:
+def grouped_split(items: Sequence[MediaItem], fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0) -> None:
     """Assign `split` to items that have none, keeping every connected group in one split.
 
     Groups are shuffled with the seed and dealt out so each split gets about its fraction of

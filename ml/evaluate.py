@@ -77,9 +77,7 @@ def compute_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) ->
     )
 
 
-def plot_all(
-    labels: np.ndarray, scores: np.ndarray, metrics: Metrics, out: Path, title: str, prefix: str
-) -> list[str]:
+def plot_all(labels: np.ndarray, scores: np.ndarray, metrics: Metrics, out: Path, title: str, prefix: str) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,9 +103,7 @@ def plot_all(
     matrix = np.array(metrics.confusion)
     ax.imshow(matrix, cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(
-            j, i, str(value), ha="center", va="center", color="black" if value < matrix.max() / 2 else "white"
-        )
+        ax.text(j, i, str(value), ha="center", va="center", color="black" if value < matrix.max() / 2 else "white")
     ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["real", "fake"], yticklabels=["real", "fake"])
     ax.set(xlabel="predicted", ylabel="true", title=f"Confusion at {metrics.threshold:.2f}")
     names.append(_save(fig, out / f"{prefix}_confusion.png"))
@@ -132,9 +128,7 @@ def _save(fig: object, path: Path) -> str:
     return path.name
 
 
-def evaluate(
-    model: Path, data: str, split: str, frames: int, out: Path, seed: int = 0, limit: int = 0
-) -> dict:
+def evaluate(model: Path, data: str, split: str, frames: int, out: Path, seed: int = 0, limit: int = 0) -> dict:
     from tqdm import tqdm
 
     from ml.datasets import discover, grouped_split
@@ -216,9 +210,7 @@ def evaluate(
         "per_frame": vars(frame_metrics),
         "uncertain_share": len(uncertain) / max(1, len(rows)),
         "accuracy_when_decided": (
-            sum((r["verdict"] == "fake") == bool(r["label"]) for r in decided) / len(decided)
-            if decided
-            else None
+            sum((r["verdict"] == "fake") == bool(r["label"]) for r in decided) / len(decided) if decided else None
         ),
         "auc_by_method": by_method,
         "plots": plots,
@@ -238,8 +230,7 @@ def markdown(summary: dict, level: str) -> str:
         + (f", {summary['frames']} frames per video" if summary["frames"] else "")
         + f", {len(summary['failed'])} without a result, {summary['seconds']:.0f} s.",
         "",
-        "| level | n (fake) | ROC-AUC | EER | AP | accuracy | precision | recall | F1 "
-        "| confusion [[TN FP] [FN TP]] |",
+        "| level | n (fake) | ROC-AUC | EER | AP | accuracy | precision | recall | F1 | confusion [[TN FP] [FN TP]] |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in rows:

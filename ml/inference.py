@@ -55,9 +55,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def resolve_checkpoint(
-    model: str | Path | None, media_type: str, model_dir: str | Path | None = None
-) -> Path:
+def resolve_checkpoint(model: str | Path | None, media_type: str, model_dir: str | Path | None = None) -> Path:
     """A checkpoint path from a path, a model name (`<model_dir>/<name>.pt`) or the default."""
     model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
     if model is None:
@@ -138,9 +136,7 @@ class Detector:
         result.timings["total"] = time.perf_counter() - started
         return result
 
-    def analyze_image(
-        self, path: str | Path, explain: bool = True, progress: Progress | None = None
-    ) -> AnalysisResult:
+    def analyze_image(self, path: str | Path, explain: bool = True, progress: Progress | None = None) -> AnalysisResult:
         progress = progress or _no_progress
         started = time.perf_counter()
         progress("decoding", 0.0)
@@ -178,9 +174,7 @@ class Detector:
         crops: list[np.ndarray] = []
         for f, (frame, faces) in enumerate(zip(frames, detections, strict=True)):
             for face in faces:
-                crop = crop_face(
-                    frame.image, face, self.config.crop_margin, self.config.input_size, interpolation
-                )
+                crop = crop_face(frame.image, face, self.config.crop_margin, self.config.input_size, interpolation)
                 located.append((f, face))
                 crops.append(crop.image)
         embeddings, probabilities, heatmaps = self._score(crops, explain, timings)
@@ -262,9 +256,7 @@ class Detector:
             np.concatenate(heatmaps) if explain else None,
         )
 
-    def _decide(
-        self, result: AnalysisResult, faces: list[FaceResult], embeddings: torch.Tensor, n_frames: int
-    ) -> None:
+    def _decide(self, result: AnalysisResult, faces: list[FaceResult], embeddings: torch.Tensor, n_frames: int) -> None:
         """Per-track scores, which tracks count, and the verdict."""
         by_track: dict[int, list[int]] = {}
         for k, face in enumerate(faces):
@@ -273,18 +265,14 @@ class Detector:
         tracks = []
         for track_id, members in sorted(by_track.items()):
             scores = np.array([faces[k].fake_probability for k in members])
-            sizes = [
-                max(faces[k].box[2] - faces[k].box[0], faces[k].box[3] - faces[k].box[1]) for k in members
-            ]
+            sizes = [max(faces[k].box[2] - faces[k].box[0], faces[k].box[3] - faces[k].box[1]) for k in members]
             probability = float(scores.mean())
             if self.model.is_sequence_model:
                 with torch.inference_mode():
                     logits = self.model.forward_sequence(embeddings[members].unsqueeze(0))
                 probability = float(self.model.fake_probability(logits)[0])
             median_size = float(np.median(sizes))
-            counted = (
-                median_size >= MIN_COUNTED_FACE and len(members) >= MIN_COUNTED_PRESENCE * frames_with_faces
-            )
+            counted = median_size >= MIN_COUNTED_FACE and len(members) >= MIN_COUNTED_PRESENCE * frames_with_faces
             tracks.append(
                 TrackResult(
                     track_id=track_id,

@@ -209,8 +209,7 @@ def read_image(path: str | Path) -> tuple[ImageInfo, np.ndarray]:
             image_format = image.format or "unknown"
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 raise MediaTooLargeError(
-                    f"{path.name}: {image.width}x{image.height} is more than "
-                    f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels"
+                    f"{path.name}: {image.width}x{image.height} is more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels"
                 )
             image.seek(0)  # the first frame of an animated image
             image = ImageOps.exif_transpose(image)

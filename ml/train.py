@@ -124,9 +124,7 @@ def to_tensor(images: list[np.ndarray] | np.ndarray, model: DeepfakeModel) -> to
     return ((batch - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
-def training_batch(
-    data: CropSet, config: TrainConfig, size: int, rng: np.random.Generator
-) -> tuple[list, list]:
+def training_batch(data: CropSet, config: TrainConfig, size: int, rng: np.random.Generator) -> tuple[list, list]:
     """Half real, half fake (data fakes and SBI), each crop augmented."""
     real, fake = data.indices(0), data.indices(1)
     sbi_share = config.sbi_share if len(fake) else 1.0
@@ -206,9 +204,7 @@ def train_frame_model(
 ) -> dict:
     """Phases 1 and 2 with early stopping; resumes from `run/state.pt`. Returns the history."""
     state_path, best_path = run / "state.pt", run / "best_frame_model.pt"
-    head_params = list(model.head.parameters()) + (
-        list(model.frequency.parameters()) if model.frequency else []
-    )
+    head_params = list(model.head.parameters()) + (list(model.frequency.parameters()) if model.frequency else [])
     epoch, best_auc, stale, history, saved = 0, -1.0, 0, [], None
     if state_path.exists():
         saved = torch.load(state_path, weights_only=False)  # our own file, written below
@@ -232,9 +228,7 @@ def train_frame_model(
                 optimizer.load_state_dict(saved["optimizer"])
         if phase == 2:  # cosine decay over the phase-2 epochs
             progress = (epoch - config.head_epochs) / max(1, config.epochs - config.head_epochs)
-            for group, base in zip(
-                optimizer.param_groups, (config.lr_head, config.lr_backbone), strict=False
-            ):
+            for group, base in zip(optimizer.param_groups, (config.lr_head, config.lr_backbone), strict=False):
                 group["lr"] = base * 0.5 * (1 + math.cos(math.pi * progress))
         started = time.monotonic()
         train_mode(model, trainable)
@@ -297,9 +291,7 @@ def train_frame_model(
 # -- the sequence head --------------------------------------------------------------------------
 
 
-def video_embeddings(
-    model: DeepfakeModel, data: CropSet, views: int, sbi_views: int, rng: np.random.Generator
-):
+def video_embeddings(model: DeepfakeModel, data: CropSet, views: int, sbi_views: int, rng: np.random.Generator):
     """(embeddings (T, D), label) per video and view: the clean view, augmented views, and
     SBI views of real videos (one set of blend parameters per video, as a swap would have)."""
     size = model.config.input_size
@@ -314,8 +306,7 @@ def video_embeddings(
             for _ in range(sbi_views):
                 params = sample_params(rng)
                 blended = [
-                    self_blend(c, lm, params=params)[0]
-                    for c, lm in zip(crops, data.landmarks[members], strict=True)
+                    self_blend(c, lm, params=params)[0] for c, lm in zip(crops, data.landmarks[members], strict=True)
                 ]
                 variants.append((np.stack(blended), 1))
         for images, label in variants:
@@ -336,17 +327,13 @@ def sequence_scores(model: DeepfakeModel, sequences: list, length: int) -> tuple
     return np.array(scores), np.array(labels)
 
 
-def train_sequence_head(
-    model: DeepfakeModel, train: CropSet, val: CropSet, config: TrainConfig, log: Log
-) -> dict:
+def train_sequence_head(model: DeepfakeModel, train: CropSet, val: CropSet, config: TrainConfig, log: Log) -> dict:
     rng = np.random.default_rng(config.seed + 1000)
     started = time.monotonic()
     train_sequences = video_embeddings(model, train, config.sequence_views, 2, rng)
     val_sequences = video_embeddings(model, val, 0, 0, rng)
     seconds = time.monotonic() - started
-    log(
-        f"sequence features: {len(train_sequences)} train, {len(val_sequences)} val videos in {seconds:.0f} s"
-    )
+    log(f"sequence features: {len(train_sequences)} train, {len(val_sequences)} val videos in {seconds:.0f} s")
     parameters = list(model.lstm.parameters()) + list(model.sequence_head.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=1e-3)
     best_auc, best_state, stale = -1.0, None, 0
@@ -382,9 +369,7 @@ def train_sequence_head(
         if auc > best_auc + 1e-6 or (math.isnan(auc) and best_state is None):
             best_auc, stale = (auc if not math.isnan(auc) else best_auc), 0
             best_state = {
-                k: v.clone()
-                for k, v in model.state_dict().items()
-                if k.startswith(("lstm.", "sequence_head."))
+                k: v.clone() for k, v in model.state_dict().items() if k.startswith(("lstm.", "sequence_head."))
             }
         else:
             stale += 1
@@ -401,9 +386,7 @@ def train_sequence_head(
 # -- calibration --------------------------------------------------------------------------------
 
 
-def calibrate(
-    labels: np.ndarray, scores: np.ndarray, target: float = 0.95, min_margin: float = 0.05
-) -> Calibration:
+def calibrate(labels: np.ndarray, scores: np.ndarray, target: float = 0.95, min_margin: float = 0.05) -> Calibration:
     """Threshold by Youden's J on validation scores; the band [low, high) holds the scores
     where validation precision (for fake) or negative predictive value (for real) falls below
     `target`, and is at least `min_margin` wide on each side of the threshold."""
@@ -477,9 +460,7 @@ def run(args: argparse.Namespace) -> Path:
     frame_report = train_frame_model(model, train, val, config, run_dir, log)
     if config.kind == "video":
         sequence_report = train_sequence_head(model, train, val, config, log)
-        val_scores, val_labels = sequence_scores(
-            model, sequence_report.pop("val_sequences"), config.sequence_length
-        )
+        val_scores, val_labels = sequence_scores(model, sequence_report.pop("val_sequences"), config.sequence_length)
     else:
         sequence_report = {}
         val_scores, _ = predict(model, val.crops)
@@ -524,9 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", required=True, help="face-crop cache directory (created, resumable)")
     parser.add_argument("--run", required=True, help="run directory: log, resume state, best weights")
     parser.add_argument("--output", required=True, help="the checkpoint to write")
-    parser.add_argument(
-        "--data-note", default="", help="what the data is and its licence, for the provenance"
-    )
+    parser.add_argument("--data-note", default="", help="what the data is and its licence, for the provenance")
     parser.add_argument("--no-pretrained", action="store_true", help="start from random weights (tests)")
     parser.add_argument("--record-command", action="store_true", default=True)
     for name in (

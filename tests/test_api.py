@@ -107,9 +107,7 @@ def test_the_whole_api_flow(api, models, clip, django_capture_on_commit_callback
 )
 def test_validation_errors_are_400_with_field_messages(api, models, tmp_path, fields, field):
     photo = next(shared_path("data", "images", "lfw_faceswap", "test", "real").glob("*.jpg"))
-    response = api.post(
-        "/api/v1/analyses/", {"file": SimpleUploadedFile("a.jpg", photo.read_bytes()), **fields}
-    )
+    response = api.post("/api/v1/analyses/", {"file": SimpleUploadedFile("a.jpg", photo.read_bytes()), **fields})
     assert response.status_code == 400 and field in response.json()
     assert not Analysis.objects.exists()
 
@@ -176,9 +174,7 @@ def receiver():
     server.shutdown()
 
 
-def test_the_webhook_is_delivered_signed(
-    api, alice, models, settings, receiver, django_capture_on_commit_callbacks
-):
+def test_the_webhook_is_delivered_signed(api, alice, models, settings, receiver, django_capture_on_commit_callbacks):
     settings.DEEPFAKE_WEBHOOK_ALLOW_PRIVATE = True
     photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
     response = create(api, django_capture_on_commit_callbacks, photo, callback_url=receiver)

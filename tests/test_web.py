@@ -29,9 +29,7 @@ def upload(client, django_capture_on_commit_callbacks, name: str, content: bytes
 @pytest.fixture
 def short_video(tmp_path) -> bytes:
     """A 2-second clip of a real FF++ video (real frames, quick to analyse)."""
-    path = write_frames_from(
-        shared_path("data", "videos", "ffpp", "real", "033.mp4"), tmp_path / "clip.mp4", 50
-    )
+    path = write_frames_from(shared_path("data", "videos", "ffpp", "real", "033.mp4"), tmp_path / "clip.mp4", 50)
     return path.read_bytes()
 
 
@@ -80,17 +78,13 @@ def test_a_video_is_analysed_and_its_result_page_shows_the_evidence(
         assert image["X-Content-Type-Options"] == "nosniff"
         assert b"".join(image.streaming_content)[:2] == b"\xff\xd8"
     original = signed_in.get(reverse("analysis-original", args=[analysis.pk]))
-    assert (
-        "attachment" in original["Content-Disposition"] and "interview.mp4" in original["Content-Disposition"]
-    )
+    assert "attachment" in original["Content-Disposition"] and "interview.mp4" in original["Content-Disposition"]
 
     status = signed_in.get(reverse("analysis-status", args=[analysis.pk])).json()
     assert status["finished"] and status["status"] == "done" and status["progress"] == 100
 
 
-def test_reports_in_three_formats(
-    signed_in, models, short_video, django_capture_on_commit_callbacks, tmp_path
-):
+def test_reports_in_three_formats(signed_in, models, short_video, django_capture_on_commit_callbacks, tmp_path):
     upload(signed_in, django_capture_on_commit_callbacks, "clip.mp4", short_video)
     analysis = Analysis.objects.get()
     report = signed_in.get(reverse("analysis-report", args=[analysis.pk, "json"]))
@@ -120,9 +114,7 @@ def test_reports_in_three_formats(
     text = document[0].get_textpage().get_text_range()
     assert "Deepfake forensics report" in text and analysis.upload.sha256[:16] in text.replace("\n", "")
     last = document[len(document) - 1].get_textpage().get_text_range()
-    assert "Per-frame scores" in "".join(
-        document[i].get_textpage().get_text_range() for i in range(len(document))
-    )
+    assert "Per-frame scores" in "".join(document[i].get_textpage().get_text_range() for i in range(len(document)))
     assert last
 
 
@@ -192,16 +184,10 @@ def test_a_timed_out_or_crashed_task_ends_the_job(alice, bob):
         analysis = Analysis.objects.create(upload=upload_row, owner=alice, status=Status.RUNNING)
         finish_analysis(SimpleNamespace(args=[str(analysis.pk)], success=False, result=result))
         analysis.refresh_from_db()
-        assert (
-            analysis.status == Status.FAILED
-            and analysis.failure_reason == reason
-            and analysis.failure_message
-        )
+        assert analysis.status == Status.FAILED and analysis.failure_reason == reason and analysis.failure_message
 
 
-def test_an_unexpected_error_is_internal_error(
-    signed_in, models, monkeypatch, django_capture_on_commit_callbacks
-):
+def test_an_unexpected_error_is_internal_error(signed_in, models, monkeypatch, django_capture_on_commit_callbacks):
     import detector.tasks
 
     def explode(analysis):
@@ -256,9 +242,7 @@ def test_re_analysis_keeps_both_results(signed_in, models, short_video, django_c
     assert Analysis.objects.filter(status=Status.DONE).count() == 2
 
 
-def test_delete_removes_the_files(
-    signed_in, models, short_video, settings, django_capture_on_commit_callbacks
-):
+def test_delete_removes_the_files(signed_in, models, short_video, settings, django_capture_on_commit_callbacks):
     upload(signed_in, django_capture_on_commit_callbacks, "clip.mp4", short_video)
     analysis = Analysis.objects.get()
     media = Path(settings.MEDIA_ROOT)

@@ -25,16 +25,12 @@ class CreateAnalysisSerializer(serializers.Serializer):
     def validate_file(self, value):
         limit = settings.DEEPFAKE_MAX_UPLOAD_MB * 1024 * 1024
         if value.size > limit:
-            raise serializers.ValidationError(
-                f"The file is larger than {settings.DEEPFAKE_MAX_UPLOAD_MB} MB."
-            )
+            raise serializers.ValidationError(f"The file is larger than {settings.DEEPFAKE_MAX_UPLOAD_MB} MB.")
         return value
 
     def validate_model(self, value: str) -> str:
         if value and value not in model_names():
-            raise serializers.ValidationError(
-                f"Unknown model. Installed: {', '.join(model_names()) or 'none'}."
-            )
+            raise serializers.ValidationError(f"Unknown model. Installed: {', '.join(model_names()) or 'none'}.")
         return value
 
     def validate_callback_url(self, value: str) -> str:
@@ -134,11 +130,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
 
 class AnalysisListSerializer(AnalysisSerializer):
     class Meta(AnalysisSerializer.Meta):
-        fields = [
-            f
-            for f in AnalysisSerializer.Meta.fields
-            if f not in ("people", "reviews", "aggregates", "timings")
-        ]
+        fields = [f for f in AnalysisSerializer.Meta.fields if f not in ("people", "reviews", "aggregates", "timings")]
 
 
 class FaceSerializer(serializers.ModelSerializer):

@@ -89,18 +89,14 @@ class AnalysisViewSet(
     def list(self, request: Request, *args, **kwargs) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(
-        request={"multipart/form-data": CreateAnalysisSerializer}, responses={202: AnalysisSerializer}
-    )
+    @extend_schema(request={"multipart/form-data": CreateAnalysisSerializer}, responses={202: AnalysisSerializer})
     def create(self, request: Request) -> Response:
         """Upload a photo or video and queue its analysis. Answers 202 with the job and its status URL."""
         serializer = CreateAnalysisSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         upload = services.store_upload(request.user, data["file"])
-        analysis = services.create_analysis(
-            request.user, upload, data["frames"], data["model"], data["callback_url"]
-        )
+        analysis = services.create_analysis(request.user, upload, data["frames"], data["model"], data["callback_url"])
         return self._accepted(analysis)
 
     def perform_destroy(self, instance) -> None:
@@ -125,9 +121,7 @@ class AnalysisViewSet(
         frames = FrameResult.objects.filter(analysis=analysis).prefetch_related("faces")
         return Response(FrameSerializer(frames, many=True, context={"request": request}).data)
 
-    @extend_schema(
-        responses={(200, "application/pdf"): OpenApiTypes.BINARY, (200, "text/csv"): OpenApiTypes.STR}
-    )
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY, (200, "text/csv"): OpenApiTypes.STR})
     @action(detail=True, url_path=r"report\.(?P<fmt>pdf|json|csv)")
     def report(self, request: Request, pk=None, fmt: str = "json") -> HttpResponse:
         """The report as PDF, JSON (everything) or CSV (per frame, per face)."""

@@ -74,9 +74,7 @@ class SameConv2d(nn.Conv2d):
         super().__init__(*args, **kwargs)
         self.symmetric = self.stride == (1, 1) and all(k % 2 == 1 for k in self.kernel_size)
         if self.symmetric:
-            self.padding = tuple(
-                d * (k - 1) // 2 for k, d in zip(self.kernel_size, self.dilation, strict=True)
-            )
+            self.padding = tuple(d * (k - 1) // 2 for k, d in zip(self.kernel_size, self.dilation, strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.symmetric:
@@ -104,9 +102,7 @@ class MBConvBlock(nn.Module):
         if args.expand != 1:
             self._expand_conv = SameConv2d(args.in_channels, hidden, 1, bias=False)
             self._bn0 = _bn(hidden)
-        self._depthwise_conv = SameConv2d(
-            hidden, hidden, args.kernel, stride=args.stride, groups=hidden, bias=False
-        )
+        self._depthwise_conv = SameConv2d(hidden, hidden, args.kernel, stride=args.stride, groups=hidden, bias=False)
         self._bn1 = _bn(hidden)
         self.has_se = not lite
         if self.has_se:

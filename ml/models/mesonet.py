@@ -108,14 +108,10 @@ def load_keras_weights(path: str | Path) -> MesoNet:
     with h5py.File(path, "r") as h5:
         layers = {name: h5[name][name] for name in h5 if len(h5[name]) and name in h5[name]}
         convs = sorted((n for n in layers if n.startswith("conv2d_")), key=lambda n: int(n.split("_")[-1]))
-        bns = sorted(
-            (n for n in layers if n.startswith("batch_normalization_")), key=lambda n: int(n.split("_")[-1])
-        )
+        bns = sorted((n for n in layers if n.startswith("batch_normalization_")), key=lambda n: int(n.split("_")[-1]))
         denses = sorted((n for n in layers if n.startswith("dense_")), key=lambda n: int(n.split("_")[-1]))
         inception = len(convs) == 16
-        model = (mesoinception4 if inception else mesonet4)(
-            _config("mesoinception4" if inception else "mesonet4")
-        )
+        model = (mesoinception4 if inception else mesonet4)(_config("mesoinception4" if inception else "mesonet4"))
         model.config = _config("mesoinception4" if inception else "mesonet4")
         if inception:
             targets = []
@@ -136,9 +132,7 @@ def load_keras_weights(path: str | Path) -> MesoNet:
             raise ValueError(f"{Path(path).name}: not a Meso4/MesoInception4 weight file")
         with torch.no_grad():
             for conv, name in zip(targets, convs, strict=True):
-                conv.weight.copy_(
-                    torch.from_numpy(np.asarray(layers[name]["kernel:0"]).transpose(3, 2, 0, 1))
-                )
+                conv.weight.copy_(torch.from_numpy(np.asarray(layers[name]["kernel:0"]).transpose(3, 2, 0, 1)))
                 conv.bias.copy_(torch.from_numpy(np.asarray(layers[name]["bias:0"])))
             for bn, name in zip((model.bn1, model.bn2, model.bn3, model.bn4), bns, strict=True):
                 bn.weight.copy_(torch.from_numpy(np.asarray(layers[name]["gamma:0"])))

@@ -70,9 +70,7 @@ def test_scores_do_not_depend_on_batching(video_detector):
 
 def test_a_photo_with_several_faces_scores_each(model_dir):
     detector = get_detector(media_type="image", model_dir=model_dir, device="cpu")
-    result = detector.analyze_image(
-        shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
-    )
+    result = detector.analyze_image(shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg"))
     assert result.media_type == "image"
     assert result.frames_analyzed == 1
     assert result.faces_detected >= 4

@@ -71,12 +71,8 @@ def test_lite0_loads_the_imagenet_weights_shipped_offline():
     _, photo = __import__("ml.media", fromlist=["read_image"]).read_image(
         shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
     )
-    x = torch.from_numpy(np.asarray(Image.fromarray(photo).resize((224, 224)), np.float32) / 255).permute(
-        2, 0, 1
-    )
-    x = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor([0.229, 0.224, 0.225])[
-        :, None, None
-    ]
+    x = torch.from_numpy(np.asarray(Image.fromarray(photo).resize((224, 224)), np.float32) / 255).permute(2, 0, 1)
+    x = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor([0.229, 0.224, 0.225])[:, None, None]
     with torch.no_grad():
         probabilities = trunk(x[None]).softmax(1)[0]
     assert probabilities.max() > 0.1  # a confident ImageNet class, impossible with random weights

@@ -34,9 +34,7 @@ def tiny_videos(tmp_path_factory):
     reals = ["033", "035", "036"]
     for video_id in reals:
         write_frames_from(ffpp / "real" / f"{video_id}.mp4", root / "real" / f"{video_id}.mp4", 12, step=8)
-    fakes = sorted(p for p in (ffpp / "fake").glob("Deepfakes_*.mp4") if p.stem.split("_")[1] not in reals)[
-        :3
-    ]
+    fakes = sorted(p for p in (ffpp / "fake").glob("Deepfakes_*.mp4") if p.stem.split("_")[1] not in reals)[:3]
     for path in fakes:
         write_frames_from(path, root / "fake" / path.name, 12, step=8)
     return root

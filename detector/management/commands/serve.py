@@ -24,9 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--web-workers", type=int, default=2)
-        parser.add_argument(
-            "--no-worker", action="store_true", help="serve the web app only (workers run elsewhere)"
-        )
+        parser.add_argument("--no-worker", action="store_true", help="serve the web app only (workers run elsewhere)")
 
     def handle(self, *args, host: str, port: int, web_workers: int, no_worker: bool, **options) -> None:
         manage_py = str(Path(settings.BASE_DIR) / "manage.py")

@@ -1,0 +1,174 @@
+"""Analyse photos and videos from the command line, in this process (no worker, no database
+needed unless --save).
+
+    python manage.py analyze clip.mp4 photo.jpg --frames 32 --format json
+    python manage.py analyze clip.mp4 --report clip.pdf
+    python manage.py analyze folder/*.mp4 --save --user alice
+
+Exit status: 0 when every file was analysed, 1 when any failed (its line says why), 2 for
+bad arguments.
+"""
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from detector.models import FRAMES_DEFAULT, FRAMES_MAX, FRAMES_MIN
+
+
+class Command(BaseCommand):
+    help = "Analyse photos and videos in this process and print their verdicts."
+    requires_system_checks = []  # runs with no database at all unless --save
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("files", nargs="+", help="photos and videos")
+        parser.add_argument(
+            "--frames", type=int, default=FRAMES_DEFAULT, help=f"frames per video ({FRAMES_MIN}-{FRAMES_MAX})"
+        )
+        parser.add_argument("--model", default="", help="model name (default: the default for each file type)")
+        parser.add_argument("--format", choices=["text", "json"], default="text", help="json: one object per line")
+        parser.add_argument("--report", help="write the PDF report here (a folder when several files)")
+        parser.add_argument("--save", action="store_true", help="also store each analysis in the database")
+        parser.add_argument("--user", help="the owner of saved analyses (with --save)")
+        parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+
+    def handle(self, *args, files, frames, model, format, report, save, user, no_progress, **options) -> None:
+        if not FRAMES_MIN <= frames <= FRAMES_MAX:
+            raise CommandError(f"--frames must be between {FRAMES_MIN} and {FRAMES_MAX}")
+        owner = self._owner(user) if save else None
+        report_dir = None
+        if report and len(files) > 1:
+            report_dir = Path(report)
+            report_dir.mkdir(parents=True, exist_ok=True)
+        failures = 0
+        for number, name in enumerate(files, 1):
+            path = Path(name)
+            progress = None if no_progress else _Progress(f"[{number}/{len(files)}] {path.name}")
+            line = self._analyse(path, frames, model, progress)
+            if progress:
+                progress.clear()
+            result = line.pop("_result", None)
+            if result is not None:
+                pdf_path = (report_dir / f"{path.stem}.pdf") if report_dir else Path(report) if report else None
+                if pdf_path:
+                    self._write_pdf(result, path, pdf_path)
+                    line["report"] = str(pdf_path)
+                if owner is not None:
+                    line["saved_analysis"] = self._save(owner, path, frames, model, result)
+            if line["error"] or line["verdict"] == "no_face":
+                failures += 1
+            self.stdout.write(json.dumps(line) if format == "json" else _text(line))
+        if failures:
+            sys.exit(1)
+
+    def _owner(self, username: str | None):
+        from django.contrib.auth import get_user_model
+
+        if not username:
+            raise CommandError("--save needs --user USERNAME (the owner of the saved analyses)")
+        try:
+            return get_user_model().objects.get(username=username)
+        except get_user_model().DoesNotExist:
+            raise CommandError(f"no user named {username!r}") from None
+
+    def _analyse(self, path: Path, frames: int, model: str, progress) -> dict:
+        from ml.errors import EngineError
+        from ml.inference import get_detector
+        from ml.media import detect_media_type
+
+        line = {"file": str(path), "media_type": None, "verdict": None, "fake_probability": None, "error": None}
+        try:
+            media_type = detect_media_type(path)
+            line["media_type"] = media_type
+            detector = get_detector(model or None, media_type, settings.DEEPFAKE_MODEL_DIR, settings.DEEPFAKE_DEVICE)
+            if media_type == "video":
+                result = detector.analyze_video(path, frames, progress=progress)
+            else:
+                result = detector.analyze_image(path, progress=progress)
+        except EngineError as exc:
+            line["error"] = {"reason": exc.reason, "message": str(exc)}
+            return line
+        data = result.to_dict()
+        line.update(
+            verdict=result.verdict,
+            fake_probability=data["fake_probability"],
+            confidence=data["confidence"],
+            model=result.model_name,
+            model_version=result.model_version,
+            threshold=result.threshold,
+            frames_analyzed=result.frames_analyzed,
+            faces_detected=result.faces_detected,
+            people=data["tracks"],
+            frames=[
+                {
+                    "index": f["index"],
+                    "timestamp_s": f["timestamp_s"],
+                    "fake_probability": None if (p := result.frame_score(frame)) is None else round(p, 4),
+                    "faces": [
+                        {k: face[k] for k in ("track_id", "box", "fake_probability", "detector_confidence")}
+                        for face in f["faces"]
+                    ],
+                }
+                for f, frame in zip(data["frames"], result.frames, strict=True)
+            ],
+            timings=data["timings"],
+        )
+        if result.verdict == "no_face":
+            line["error"] = {"reason": "no_face", "message": "no face was found"}
+        line["_result"] = result
+        return line
+
+    def _write_pdf(self, result, path: Path, pdf_path: Path) -> None:
+        from detector import reports
+
+        with tempfile.TemporaryDirectory() as images:
+            data = reports.from_result(result, path, Path(images))
+            pdf_path.write_bytes(reports.as_pdf(data))
+
+    def _save(self, owner, path: Path, frames: int, model: str, result) -> str:
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        from detector import services
+        from detector.models import Analysis, Status
+        from detector.store import store_result
+
+        upload = services.store_upload(owner, SimpleUploadedFile(path.name, path.read_bytes()))
+        analysis = Analysis.objects.create(
+            upload=upload, owner=owner, frames_requested=frames, model_requested=model, status=Status.RUNNING
+        )
+        store_result(analysis, result)
+        return str(analysis.pk)
+
+
+class _Progress:
+    """A one-line progress indicator on stderr: file, stage and percentage."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r\033[K{self.label}: {stage} {fraction:4.0%}")
+            sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _text(line: dict) -> str:
+    if line["error"] and line["verdict"] != "no_face":
+        return f"{line['file']}: FAILED ({line['error']['reason']}) {line['error']['message']}"
+    if line["verdict"] == "no_face":
+        return f"{line['file']}: NO FACE in {line['frames_analyzed']} frame(s) (no_face)"
+    return (
+        f"{line['file']}: {line['verdict'].upper()} P(fake)={line['fake_probability']:.3f} "
+        f"confidence={line['confidence']:.0%} model={line['model']} ({line['model_version']}) "
+        f"frames={line['frames_analyzed']} faces={line['faces_detected']} {line['timings']['total']:.1f}s"
+    )

@@ -1,0 +1,104 @@
+"""`manage.py analyze` as an analyst runs it: a real process, real files, no worker, an empty database."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, shared_path
+
+
+def analyze(*args: str, model_dir, tmp_path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "DEEPFAKE_MODEL_DIR": str(model_dir),
+        # A database file that does not even exist yet: analysing must not need one.
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "analyze", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_two_videos_and_a_photo_give_three_json_lines(model_dir, tmp_path):
+    files = [
+        shared_path("data", "videos", "ffpp", "real", "035.mp4"),
+        shared_path("data", "videos", "ffpp", "fake", "Deepfakes_035_036.mp4"),
+        shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg"),
+    ]
+    done = analyze(
+        *map(str, files),
+        "--frames",
+        "10",
+        "--format",
+        "json",
+        "--report",
+        str(tmp_path / "reports"),
+        model_dir=model_dir,
+        tmp_path=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert [line["file"] for line in lines] == [str(f) for f in files]
+    assert [line["media_type"] for line in lines] == ["video", "video", "image"]
+    for line in lines:
+        for key in (
+            "verdict",
+            "fake_probability",
+            "confidence",
+            "model",
+            "frames_analyzed",
+            "faces_detected",
+            "frames",
+            "timings",
+        ):
+            assert line[key] is not None, key
+        assert line["error"] is None
+        assert (
+            (tmp_path / "reports" / f"{os.path.splitext(os.path.basename(line['file']))[0]}.pdf")
+            .read_bytes()
+            .startswith(b"%PDF")
+        )
+    assert lines[0]["frames_analyzed"] == 10 and len(lines[0]["frames"]) == 10
+    assert lines[0]["model"] == "efficientnet_lstm" and lines[2]["model"] == "efficientnet"
+    assert lines[2]["faces_detected"] >= 4
+    assert not (tmp_path / "empty.sqlite3").exists() or (tmp_path / "empty.sqlite3").stat().st_size == 0
+
+
+def test_missing_and_corrupt_files_fail_with_reasons(model_dir, tmp_path):
+    corrupt = tmp_path / "broken.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
+    photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
+    done = analyze(str(tmp_path / "missing.mp4"), str(corrupt), str(photo), model_dir=model_dir, tmp_path=tmp_path)
+    assert done.returncode == 1
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 3
+    assert "missing.mp4: FAILED (unreadable_media)" in lines[0] and "no such file" in lines[0]
+    assert "broken.mp4: FAILED (unreadable_media)" in lines[1]
+    assert "multiface.jpg:" in lines[2] and "P(fake)=" in lines[2]
+
+
+def test_frames_out_of_range_is_a_usage_error(model_dir, tmp_path):
+    done = analyze("x.mp4", "--frames", "5", model_dir=model_dir, tmp_path=tmp_path)
+    assert done.returncode != 0 and "between 10 and 100" in done.stderr
+
+
+@pytest.mark.django_db
+def test_save_stores_the_analysis_for_a_user(alice, models, settings):
+    from django.core.management import call_command
+
+    from detector.models import Analysis
+
+    photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
+    call_command("analyze", str(photo), "--save", "--user", "alice", "--format", "json", "--no-progress")
+    analysis = Analysis.objects.get(owner=alice)
+    assert analysis.status == "done" and analysis.faces.count() >= 4
+    assert analysis.upload.original_name == "multiface.jpg"
