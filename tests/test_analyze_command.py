@@ -62,10 +62,8 @@ def test_two_videos_and_a_photo_give_three_json_lines(model_dir, tmp_path):
         ):
             assert line[key] is not None, key
         assert line["error"] is None
-        assert (
-            (tmp_path / "reports" / f"{os.path.splitext(os.path.basename(line['file']))[0]}.pdf")
-            .read_bytes()
-            .startswith(b"%PDF")
+        report = tmp_path / "reports" / f"{Path(line['file']).stem}.pdf"
+        assert report.read_bytes().startswith(b"%PDF")
         )
     assert lines[0]["frames_analyzed"] == 10 and len(lines[0]["frames"]) == 10
     assert lines[0]["model"] == "efficientnet_lstm" and lines[2]["model"] == "efficientnet"
