@@ -64,7 +64,6 @@ def test_two_videos_and_a_photo_give_three_json_lines(model_dir, tmp_path):
         assert line["error"] is None
         report = tmp_path / "reports" / f"{Path(line['file']).stem}.pdf"
         assert report.read_bytes().startswith(b"%PDF")
-        )
     assert lines[0]["frames_analyzed"] == 10 and len(lines[0]["frames"]) == 10
     assert lines[0]["model"] == "efficientnet_lstm" and lines[2]["model"] == "efficientnet"
     assert lines[2]["faces_detected"] >= 4
