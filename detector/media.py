@@ -8,16 +8,7 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-# (offset, signature) of containers OpenCV/FFmpeg decode video from.
-VIDEO_SIGNATURES = [
-    (4, b"ftyp"),  # MP4, MOV, M4V, 3GP
-    (0, b"\x1a\x45\xdf\xa3"),  # Matroska, WebM
-    (0, b"RIFF"),  # AVI (checked further below)
-    (0, b"\x00\x00\x01\xba"),  # MPEG program stream
-    (0, b"\x00\x00\x01\xb3"),  # MPEG video
-    (0, b"FLV"),
-    (0, b"\x30\x26\xb2\x75"),  # ASF / WMV
-]
+from ml.formats import container_kind
 
 
 def sniff_media_type(handle: BinaryIO) -> str | None:
@@ -25,11 +16,11 @@ def sniff_media_type(handle: BinaryIO) -> str | None:
     handle.seek(0)
     head = handle.read(64)
     handle.seek(0)
-    for offset, signature in VIDEO_SIGNATURES:
-        if head[offset : offset + len(signature)] == signature:
-            if signature == b"RIFF" and head[8:12] != b"AVI ":
-                break  # RIFF WebP or WAV: not a video
-            return "video"
+    kind = container_kind(head)
+    if kind == "video":
+        return "video"
+    if kind == "heif":
+        return None  # HEIC/AVIF photos: not decodable here
     try:
         with Image.open(handle) as image:
             image.verify()

@@ -46,7 +46,8 @@ def create_analysis(
             analysis,
             FailureReason.UNSUPPORTED_TYPE,
             f"“{upload.original_name}” is not a photo or video this service can read "
-            "(supported: JPEG, PNG, WebP, BMP, TIFF, GIF photos; MP4, MOV, MKV, WebM, AVI videos).",
+            "(supported: JPEG, PNG, WebP, BMP, TIFF, GIF photos; MP4, MOV, MKV, WebM, AVI videos; "
+            "HEIC/AVIF photos must be converted first).",
         )
         return analysis
     enqueue(analysis)

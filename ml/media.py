@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ml.errors import MediaTooLargeError, UnreadableMediaError, UnsupportedMediaError
+from ml.formats import container_kind
 
 MIN_FRAMES = 10
 MAX_FRAMES = 100
@@ -76,6 +77,9 @@ def detect_media_type(path: str | Path) -> str:
         raise UnreadableMediaError(f"{path.name}: no such file")
     if path.stat().st_size == 0:
         raise UnreadableMediaError(f"{path.name}: the file is empty")
+    with path.open("rb") as handle:
+        if container_kind(handle.read(64)) == "heif":
+            raise UnsupportedMediaError(f"{path.name}: HEIC/HEIF/AVIF photos are not supported; convert to JPEG or PNG")
     try:
         with Image.open(path) as image:
             image.verify()
