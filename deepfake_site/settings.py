@@ -169,6 +169,9 @@ STORAGES = {
 # a view checks ownership before streaming each one (there is no MEDIA_URL route).
 MEDIA_ROOT = Path(env_str("DEEPFAKE_MEDIA_ROOT", str(BASE_DIR / "media")))
 
+# Retention: `manage.py purge` deletes uploads older than this many days (0: keep them).
+DEEPFAKE_RETENTION_DAYS = env_int("DEEPFAKE_RETENTION_DAYS", 0)
+
 # Largest accepted upload. Bigger requests are refused before the body is stored.
 DEEPFAKE_MAX_UPLOAD_MB = env_int("DEEPFAKE_MAX_UPLOAD_MB", 500)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
