@@ -50,3 +50,29 @@ def test_defaults_are_safe():
     assert settings.DEBUG is False
     assert "django-insecure" not in settings.SECRET_KEY
     assert settings.ALLOWED_HOSTS
+
+
+def test_check_deploy_is_clean_for_production_settings():
+    """`manage.py check --deploy` with the settings the README gives for HTTPS deployments."""
+    import secrets
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {
+        **__import__("os").environ,
+        "SECRET_KEY": secrets.token_urlsafe(60),
+        "DEEPFAKE_HTTPS": "1",
+        "ALLOWED_HOSTS": "deepfake.example.org",
+        "DEBUG": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no issues" in done.stdout
