@@ -197,8 +197,9 @@ Q_CLUSTER = {
     # Two torch jobs on two cores fight for them: one worker per machine by default.
     "workers": env_int("DEEPFAKE_WORKERS", 1),
     "timeout": DEEPFAKE_TASK_TIMEOUT,
-    # Must exceed the timeout, or a long task would be handed to a second worker.
-    "retry": DEEPFAKE_TASK_TIMEOUT + 60,
+    # Must exceed the timeout, or a long task would be handed to a second worker. A task whose
+    # worker died is handed out again this many seconds after it was taken (ORM broker).
+    "retry": env_int("DEEPFAKE_TASK_RETRY", DEEPFAKE_TASK_TIMEOUT + 60),
     # A worker killed mid-task gets its task re-delivered once, then the task fails.
     "max_attempts": 2,
     "ack_failures": True,

@@ -16,8 +16,27 @@ from detector.models import FRAMES_DEFAULT, Analysis, FailureReason, MediaType, 
 log = logging.getLogger(__name__)
 
 
+class StorageError(Exception):
+    """The upload could not be written (disk full, media directory missing or not writable)."""
+
+
 def store_upload(owner, uploaded: UploadedFile) -> Upload:
-    """Save the file under a random name with its size, SHA-256 and sniffed media type."""
+    """Save the file under a random name with its size, SHA-256 and sniffed media type.
+
+    Raises StorageError, with nothing left behind, when the file cannot be written.
+    """
+    try:
+        with transaction.atomic():  # a savepoint: a failed write leaves no row and no broken transaction
+            return _store_upload(owner, uploaded)
+    except OSError as exc:
+        log.error("could not store an upload: %s", exc)
+        raise StorageError(
+            "The server could not store the file (its disk is full or not writable). Nothing was kept; "
+            "try again later or tell the administrator."
+        ) from exc
+
+
+def _store_upload(owner, uploaded: UploadedFile) -> Upload:
     digest = hashlib.sha256()
     for chunk in uploaded.chunks():
         digest.update(chunk)
@@ -55,20 +74,43 @@ def create_analysis(
 
 
 def enqueue(analysis: Analysis) -> None:
-    """Queue the analysis task once the rows are committed (a worker may start at once)."""
+    """Queue the analysis task once the rows are committed (a worker may start at once).
+
+    When the broker is down the upload is kept and the job stays `queued` with no task id;
+    `requeue_unsent` (run by the cluster's scheduler, see `manage.py reap --schedule`) sends it
+    once the broker is back. Nothing the user gave us is lost, and the request still succeeds.
+    """
+    transaction.on_commit(lambda: send_task(analysis.pk))
+
+
+def send_task(analysis_id) -> bool:
     from django_q.tasks import async_task
 
-    def send() -> None:
+    try:
         task_id = async_task(
             "detector.tasks.run_analysis",
-            str(analysis.pk),
+            str(analysis_id),
             hook="detector.tasks.finish_analysis",
-            task_name=f"analysis {analysis.pk}",
+            task_name=f"analysis {analysis_id}",
             timeout=settings.DEEPFAKE_TASK_TIMEOUT,
         )
-        Analysis.objects.filter(pk=analysis.pk).update(task_id=str(task_id or ""))
+    except Exception as exc:  # the broker's client raises its own kinds (redis, database)
+        log.warning("could not queue analysis %s (%s); it will be sent when the broker answers", analysis_id, exc)
+        return False
+    Analysis.objects.filter(pk=analysis_id).update(task_id=str(task_id or ""))
+    return True
 
-    transaction.on_commit(send)
+
+def requeue_unsent(min_age_s: int = 30) -> int:
+    """Send the jobs whose task never reached the broker. Returns how many were sent."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    unsent = Analysis.objects.filter(
+        status=Status.QUEUED, task_id="", created_at__lt=timezone.now() - timedelta(seconds=min_age_s)
+    )
+    return sum(send_task(pk) for pk in unsent.values_list("pk", flat=True))
 
 
 def fail_now(analysis: Analysis, reason: str, message: str) -> None:

@@ -6,6 +6,7 @@
 
 import logging
 import os
+import socket
 import time
 
 from django.conf import settings
@@ -31,7 +32,11 @@ def run_analysis(analysis_id: str) -> str:
     Safe to deliver twice: a finished job is left as it is.
     """
     started = Analysis.objects.filter(pk=analysis_id, status__in=[Status.QUEUED, Status.RUNNING]).update(
-        status=Status.RUNNING, started_at=timezone.now(), stage="starting", progress=0
+        status=Status.RUNNING,
+        started_at=timezone.now(),
+        stage="starting",
+        progress=0,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
     )
     if not started:
         return "skipped: already finished or deleted"

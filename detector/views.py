@@ -33,18 +33,21 @@ def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = UploadForm(request.POST, request.FILES)
         if form.is_valid():
-            created = []
-            for uploaded in form.cleaned_data["files"]:
-                stored = services.store_upload(request.user, uploaded)
-                created.append(
+            data = form.cleaned_data
+            try:
+                created = [
                     services.create_analysis(
-                        request.user, stored, form.cleaned_data["frames"], form.cleaned_data["model"]
+                        request.user, services.store_upload(request.user, f), data["frames"], data["model"]
                     )
-                )
-            if len(created) == 1:
-                return redirect("analysis", pk=created[0].pk)
-            messages.success(request, f"{len(created)} files uploaded; each is analysed on its own.")
-            return redirect("history")
+                    for f in data["files"]
+                ]
+            except services.StorageError as exc:
+                form.add_error(None, str(exc))
+            else:
+                if len(created) == 1:
+                    return redirect("analysis", pk=created[0].pk)
+                messages.success(request, f"{len(created)} files uploaded; each is analysed on its own.")
+                return redirect("history")
     else:
         form = UploadForm(initial={"frames": FRAMES_DEFAULT})
     recent = visible_analyses(request.user).filter(owner=request.user)[:5]

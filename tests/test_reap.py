@@ -30,3 +30,4 @@ def test_reap_can_schedule_itself():
     call_command("reap", "--schedule")
     call_command("reap", "--schedule")
     assert Schedule.objects.filter(name="reap stuck analyses").count() == 1
+    assert Schedule.objects.filter(func="detector.services.requeue_unsent").count() == 1

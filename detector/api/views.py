@@ -95,7 +95,10 @@ class AnalysisViewSet(
         serializer = CreateAnalysisSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        upload = services.store_upload(request.user, data["file"])
+        try:
+            upload = services.store_upload(request.user, data["file"])
+        except services.StorageError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         analysis = services.create_analysis(request.user, upload, data["frames"], data["model"], data["callback_url"])
         return self._accepted(analysis)
 

@@ -1,4 +1,5 @@
-"""End jobs whose worker died without a word (power loss, OOM kill, a machine gone).
+"""End jobs whose worker died without a word (power loss, OOM kill, a machine gone), and send
+jobs whose task never reached the broker (it was down when they were uploaded).
 
 The queue re-delivers a task whose worker died, and the task's hook ends jobs that timed
 out; this catches what both miss, so no job stays `queued` or `running` forever. Run it from
@@ -12,6 +13,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from detector.models import Analysis, FailureReason, Status
+from detector.services import requeue_unsent
 
 
 def reap(now=None) -> int:
@@ -46,6 +48,10 @@ class Command(BaseCommand):
                     "minutes": 10,
                 },
             )
-            self.stdout.write("Scheduled every 10 minutes.")
+            Schedule.objects.update_or_create(
+                name="send jobs the broker missed",
+                defaults={"func": "detector.services.requeue_unsent", "schedule_type": Schedule.MINUTES, "minutes": 1},
+            )
+            self.stdout.write("Scheduled: reap every 10 minutes, re-send unsent jobs every minute.")
             return
-        self.stdout.write(f"Ended {reap()} stuck analyses.")
+        self.stdout.write(f"Ended {reap()} stuck analyses; sent {requeue_unsent()} jobs the broker had missed.")
