@@ -1,0 +1,230 @@
+"""Load test of the cluster setup: N qcluster workers on PostgreSQL + Redis, many uploads at once.
+
+    .venv/bin/python bench/load_test.py [--uploads 50] [--workers 2] [--frames 20]
+
+It creates a scratch database, starts the web server (gunicorn) and N `qcluster` processes on
+127.0.0.1 only, submits the uploads concurrently through the API, measures the web's latency
+(history page, status endpoint) while the workers are busy, waits for every job, checks each
+finished exactly once with its results stored, prints the figures, then stops everything and
+drops the database. Bounded: it gives up after --timeout seconds.
+"""
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manage(env: dict, *args: str) -> str:
+    done = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--uploads", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=2, help="qcluster processes")
+    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/7")
+    parser.add_argument("--timeout", type=int, default=1500)
+    args = parser.parse_args()
+
+    import psycopg
+
+    database = f"deepfake_load_{os.getpid()}"
+    with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    media = Path(tempfile.mkdtemp(prefix="load-media-"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{args.postgres}/{database}",
+        "REDIS_URL": args.redis,
+        "DEEPFAKE_QUEUE_NAME": database,
+        "DEEPFAKE_MEDIA_ROOT": str(media),
+        "DEEPFAKE_WORKERS": "1",
+        # Several workers share this machine's cores: give each its share.
+        "DEEPFAKE_TORCH_THREADS": str(max(1, (os.cpu_count() or 2) // args.workers)),
+        "DEEPFAKE_API_UPLOAD_RATE": "100000/hour",
+        "DEEPFAKE_API_RATE": "100000/hour",
+    }
+    processes: list[subprocess.Popen] = []
+    try:
+        manage(env, "migrate", "--noinput", "-v0")
+        manage(
+            env,
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User; User.objects.create_user('load', password='load-password-123')",
+        )
+        token = manage(env, "drf_create_token", "load").split()[2]
+        processes.append(
+            subprocess.Popen(
+                [PY, "manage.py", "serve", "--no-worker", "--port", str(port), "--web-workers", "2"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        for _ in range(args.workers):
+            processes.append(
+                subprocess.Popen(
+                    [PY, "manage.py", "qcluster"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise SystemExit("the web server did not come up")
+
+        api = requests.Session()
+        api.headers["Authorization"] = f"Token {token}"
+        videos = sorted((SHARED / "data/videos/ffpp/real").glob("*.mp4")) + sorted(
+            (SHARED / "data/videos/ffpp/fake").glob("*.mp4")
+        )
+        chosen = [videos[i * len(videos) // args.uploads] for i in range(args.uploads)]
+        # Warm the workers' models so the first jobs do not carry the load time.
+        started = time.monotonic()
+
+        def submit(path: Path) -> str:
+            with path.open("rb") as handle:
+                response = api.post(
+                    f"{base}/api/v1/analyses/",
+                    files={"file": (path.name, handle)},
+                    data={"frames": args.frames},
+                    timeout=120,
+                )
+            response.raise_for_status()
+            return response.json()["id"]
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            ids = list(pool.map(submit, chosen))
+        submitted = time.monotonic() - started
+        print(f"{len(ids)} uploads accepted in {submitted:.1f} s ({len(ids) / submitted:.1f}/s)")
+
+        # Latency of the pages people look at while the workers are busy.
+        browser = requests.Session()
+        login = browser.get(f"{base}/accounts/login/")
+        browser.post(
+            f"{base}/accounts/login/",
+            data={
+                "username": "load",
+                "password": "load-password-123",
+                "csrfmiddlewaretoken": login.cookies["csrftoken"],
+            },
+            headers={"Referer": f"{base}/accounts/login/"},
+        )
+        latencies: dict[str, list[float]] = {"history page": [], "status endpoint": []}
+        stop = threading.Event()
+
+        def sample() -> None:
+            i = 0
+            while not stop.is_set():
+                for name, url, session in (
+                    ("history page", f"{base}/history/", browser),
+                    ("status endpoint", f"{base}/analyses/{ids[i % len(ids)]}/status.json", browser),
+                ):
+                    t0 = time.perf_counter()
+                    session.get(url, timeout=30).raise_for_status()
+                    latencies[name].append(time.perf_counter() - t0)
+                i += 1
+                stop.wait(0.25)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        finished: dict[str, dict] = {}
+        while len(finished) < len(ids) and time.monotonic() - started < args.timeout:
+            for analysis_id in ids:
+                if analysis_id not in finished:
+                    body = api.get(f"{base}/api/v1/analyses/{analysis_id}/", timeout=30).json()
+                    if body["status"] in ("done", "failed"):
+                        finished[analysis_id] = body
+            time.sleep(2)
+        elapsed = time.monotonic() - started
+        stop.set()
+        sampler.join()
+
+        done = [b for b in finished.values() if b["status"] == "done"]
+        failed = [b for b in finished.values() if b["status"] == "failed"]
+        with psycopg.connect(env["DATABASE_URL"]) as db:
+            rows = db.execute(
+                "SELECT a.id, a.attempts, count(f.id) FROM detector_analysis a "
+                "LEFT JOIN detector_frameresult f ON f.analysis_id = a.id GROUP BY a.id, a.attempts"
+            ).fetchall()
+            runs = db.execute(
+                "SELECT args, count(*) FROM django_q_task WHERE func = 'detector.tasks.run_analysis' GROUP BY args"
+            ).fetchall()
+        print(
+            f"finished {len(finished)}/{len(ids)} ({len(done)} done, {len(failed)} failed) in {elapsed:.0f} s "
+            f"with {args.workers} workers at {args.frames} frames"
+        )
+        print(f"throughput: {len(finished) / elapsed * 60:.1f} analyses per minute")
+        print(
+            f"jobs in the database: {len(rows)}; attempts > 1: {sum(1 for r in rows if r[1] > 1)}; "
+            f"results per job (frames): {sorted({r[2] for r in rows})}"
+        )
+        print(
+            f"task runs recorded: {sum(c for _, c in runs)} for {len(runs)} distinct jobs "
+            f"(duplicates: {sum(1 for _, c in runs if c > 1)})"
+        )
+        for name, values in latencies.items():
+            if values:
+                print(
+                    f"{name}: {len(values)} requests, p50 {statistics.median(values) * 1000:.0f} ms, "
+                    f"p95 {percentile(values, 0.95) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms"
+                )
+        ok = len(done) == len(ids) and len(rows) == len(ids) and all(r[2] == args.frames for r in rows)
+        print("RESULT:", "every upload finished exactly once with its results" if ok else "PROBLEMS (see above)")
+        return 0 if ok else 1
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
