@@ -82,7 +82,8 @@ def main() -> int:
             env,
             "shell",
             "-c",
-            "from django.contrib.auth.models import User; User.objects.create_user('load', password='load-password-123')",
+            "from django.contrib.auth.models import User; "
+            "User.objects.create_user('load', password='load-password-123')",
         )
         token = manage(env, "drf_create_token", "load").split()[2]
         processes.append(
