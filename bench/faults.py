@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_test import PY, ROOT, SHARED, free_port, manage  # noqa: E402
+from load_test import PY, ROOT, SHARED, free_port, manage
 
 REDIS_START = [
     "redis-server",
