@@ -45,7 +45,7 @@ REDIS_START = [
 
 
 def pg_cluster() -> list[str]:
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
     return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
 
 
