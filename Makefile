@@ -15,6 +15,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 
 run: $(STAMP)
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py reap --schedule >/dev/null
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py serve
 
