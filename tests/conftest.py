@@ -76,3 +76,12 @@ def model_dir(tmp_path_factory) -> Path:
 def models(settings, model_dir) -> Path:
     settings.DEEPFAKE_MODEL_DIR = model_dir
     return model_dir
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark tests that touch neither the database nor the broker: CI's second leg (PostgreSQL +
+    Redis) skips them, since they would only repeat the first leg."""
+    for item in items:
+        path = Path(str(item.fspath))
+        if "ml" in path.parts[-2:-1] or item.get_closest_marker("engine"):
+            item.add_marker(pytest.mark.engine)

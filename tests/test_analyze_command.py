@@ -28,6 +28,7 @@ def analyze(*args: str, model_dir, tmp_path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.engine
 def test_two_videos_and_a_photo_give_three_json_lines(model_dir, tmp_path):
     files = [
         shared_path("data", "videos", "ffpp", "real", "035.mp4"),
@@ -70,6 +71,7 @@ def test_two_videos_and_a_photo_give_three_json_lines(model_dir, tmp_path):
     assert not (tmp_path / "empty.sqlite3").exists() or (tmp_path / "empty.sqlite3").stat().st_size == 0
 
 
+@pytest.mark.engine
 def test_missing_and_corrupt_files_fail_with_reasons(model_dir, tmp_path):
     corrupt = tmp_path / "broken.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
@@ -83,6 +85,7 @@ def test_missing_and_corrupt_files_fail_with_reasons(model_dir, tmp_path):
     assert "multiface.jpg:" in lines[2] and "P(fake)=" in lines[2]
 
 
+@pytest.mark.engine
 def test_frames_out_of_range_is_a_usage_error(model_dir, tmp_path):
     done = analyze("x.mp4", "--frames", "5", model_dir=model_dir, tmp_path=tmp_path)
     assert done.returncode != 0 and "between 10 and 100" in done.stderr

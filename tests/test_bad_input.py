@@ -95,6 +95,7 @@ def test_through_the_upload_page(case, media, client, alice, models, settings, d
     )
 
 
+@pytest.mark.engine
 def test_through_manage_py_analyze(media, model_dir, tmp_path):
     files = []
     for i, case in enumerate(CASES):
