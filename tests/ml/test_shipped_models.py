@@ -1,0 +1,62 @@
+"""The models the repository ships: they load, carry their provenance, and get clear cases right."""
+
+import json
+
+import pytest
+
+from ml.checkpoint import load_checkpoint
+from ml.inference import DEFAULT_MODEL_DIR, Detector
+from tests.conftest import shared_path
+
+SHIPPED = {"efficientnet_lstm": "video", "efficientnet": "image"}
+
+
+@pytest.mark.parametrize(("name", "kind"), SHIPPED.items())
+def test_a_shipped_checkpoint_loads_with_its_provenance(name, kind):
+    path = DEFAULT_MODEL_DIR / f"{name}.pt"
+    if not path.is_file():
+        pytest.skip(f"{name} is not shipped yet")
+    assert path.stat().st_size < 25 * 1024 * 1024
+    checkpoint = load_checkpoint(path, expected_name=name)
+    provenance = checkpoint.provenance
+    assert checkpoint.config.kind == kind
+    for key in (
+        "version",
+        "trained_at",
+        "data",
+        "data_note",
+        "splits",
+        "train_config",
+        "validation",
+        "training_minutes",
+    ):
+        assert provenance.get(key), key
+    assert "research" in provenance["data_note"]
+    calibration = checkpoint.calibration
+    assert 0 < calibration.uncertain_low <= calibration.threshold <= calibration.uncertain_high < 1
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["sha256"] == checkpoint.sha256 and card["config"]["name"] == name
+
+
+# The first real and the first fake (by name) of each model's held-back test split.
+CASES = [
+    ("efficientnet", ("data", "images", "lfw_faceswap", "test", "real", "real_0.jpg"), "real"),
+    ("efficientnet", ("data", "images", "lfw_faceswap", "test", "fake", "fake_0.jpg"), "fake"),
+    ("efficientnet_lstm", ("data", "videos", "ffpp", "real", "033.mp4"), "real"),
+    ("efficientnet_lstm", ("data", "videos", "ffpp", "fake", "Deepfakes_033_097.mp4"), "fake"),
+]
+
+
+@pytest.mark.parametrize(("name", "parts", "truth"), CASES, ids=[f"{c[0]}-{c[2]}" for c in CASES])
+def test_a_shipped_model_scores_a_known_file_on_the_right_side(name, parts, truth):
+    path = DEFAULT_MODEL_DIR / f"{name}.pt"
+    if not path.is_file():
+        pytest.skip(f"{name} is not shipped yet")
+    detector = Detector.load(path, device="cpu")
+    media = shared_path(*parts)
+    if SHIPPED[name] == "video":
+        result = detector.analyze_video(media, 32, explain=False)
+    else:
+        result = detector.analyze_image(media, explain=False)
+    side = "fake" if result.fake_probability >= detector.calibration.threshold else "real"
+    assert side == truth, f"P(fake) {result.fake_probability:.3f}, threshold {detector.calibration.threshold:.3f}"
