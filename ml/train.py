@@ -414,6 +414,8 @@ def calibrate(labels: np.ndarray, scores: np.ndarray, target: float = 0.95, min_
         low = 0.0
     low = float(min(low, threshold - min_margin))
     high = float(max(high, threshold + min_margin))
+    # Keep both verdicts reachable: a band reaching 0 or 1 would make REAL or FAKE impossible.
+    low, high = max(low, 0.001), min(high, 0.999)
     return Calibration(
         threshold=round(threshold, 4),
         uncertain_low=round(max(0.0, low), 4),

@@ -59,9 +59,10 @@ def service(transactional_db, model_dir, tmp_path, monkeypatch, django_user_mode
 
 
 @pytest.fixture
-def browser():
+def browser(monkeypatch):
     # Playwright's sync API runs an event loop in this thread; the Django ORM is not used here.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # (monkeypatch: the variable must not leak into later tests' subprocesses.)
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
