@@ -282,3 +282,14 @@ def test_history_filters_and_searches(signed_in, alice, models, django_capture_o
     assert "notes.mp4" in page and "holiday.jpg" not in page
     page = signed_in.get(reverse("history"), {"q": "holi"}).content.decode()
     assert "holiday.jpg" in page and "notes.mp4" not in page
+
+
+def test_forms_need_their_csrf_token(alice):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    photo = SimpleUploadedFile("face.jpg", b"\xff\xd8\xff" + b"0" * 100)
+    assert client.post(reverse("upload"), {"files": photo, "frames": 32}).status_code == 403
+    assert client.post(reverse("api-access")).status_code == 403
+    assert not Analysis.objects.exists()
