@@ -51,7 +51,7 @@ class MediaItem:
 
 
 # FaceForensics++: real/033.mp4 is id 033; fake/Deepfakes_033_097.mp4 touches 033 (target) and 097 (source).
-FFPP_FAKE = re.compile(r"^(?P<method>[A-Za-z]+)_(?P<target>\d{3})_(?P<source>\d{3})$")
+FFPP_FAKE = re.compile(r"^(?P<method>[A-Za-z0-9]+)_(?P<target>\d{3})_(?P<source>\d{3})$")  # Face2Face has a digit
 FFPP_REAL = re.compile(r"^(?P<id>\d{3})$")
 
 

@@ -6,6 +6,8 @@ from tests.conftest import shared_path
 
 def test_ffpp_names_give_the_ids_they_touch():
     assert ids_for(Path("fake/Deepfakes_033_097.mp4")) == (["033", "097"], "Deepfakes")
+    assert ids_for(Path("fake/Face2Face_033_097.mp4")) == (["033", "097"], "Face2Face")
+    assert ids_for(Path("fake/FaceSwap_033_097.mp4")) == (["033", "097"], "FaceSwap")
     assert ids_for(Path("real/033.mp4")) == (["033"], "")
     assert ids_for(Path("real/some_clip.mp4")) == (["some_clip"], "")
 
@@ -24,6 +26,7 @@ def test_connected_groups_join_fakes_with_both_of_their_sources():
 def test_the_grouped_split_never_puts_a_video_id_in_two_splits():
     items = discover(shared_path("data", "videos", "ffpp"))
     assert len(items) == 142
+    assert all(len(item.ids) == 2 for item in items if item.label == 1)  # every fake: target and source
     grouped_split(items, seed=0)
     split_of_id: dict[str, set[str]] = {}
     for item in items:

@@ -38,7 +38,7 @@ def test_a_shipped_checkpoint_loads_with_its_provenance(name, kind):
     assert card["sha256"] == checkpoint.sha256 and card["config"]["name"] == name
 
 
-# The first real and the first fake (by name) of each model's held-back test split.
+# The first real and the first fake (by name) of the test split each model was evaluated on.
 CASES = [
     ("efficientnet", ("data", "images", "lfw_faceswap", "test", "real", "real_0.jpg"), "real"),
     ("efficientnet", ("data", "images", "lfw_faceswap", "test", "fake", "fake_0.jpg"), "fake"),
