@@ -12,7 +12,6 @@ recovery took.
 """
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_test import PY, ROOT, SHARED, free_port, manage
+from load_test import PY, ROOT, SHARED, drop_database, free_port, manage, stop
 
 REDIS_START = [
     "redis-server",
@@ -130,15 +129,8 @@ def main() -> int:
         return 0
     finally:
         subprocess.run(REDIS_START, check=False, capture_output=True)  # whatever happened, leave Redis running
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        with psycopg.connect(f"{postgres}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        stop(processes)
+        drop_database(postgres, database)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,24 @@ def manage(env: dict, *args: str) -> str:
     return done.stdout
 
 
+def stop(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM every process, wait up to 30 s, then kill what is left."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def drop_database(server: str, database: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -216,15 +234,8 @@ def main() -> int:
         print("RESULT:", "every upload finished exactly once with its results" if ok else "PROBLEMS (see above)")
         return 0 if ok else 1
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        stop(processes)
+        drop_database(args.postgres, database)
 
 
 if __name__ == "__main__":

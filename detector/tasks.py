@@ -11,6 +11,7 @@ import time
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from detector.models import Analysis, FailureReason, Status
@@ -37,11 +38,11 @@ def run_analysis(analysis_id: str) -> str:
         stage="starting",
         progress=0,
         worker=f"{socket.gethostname()}:{os.getpid()}",
+        attempts=F("attempts") + 1,
     )
     if not started:
         return "skipped: already finished or deleted"
     analysis = Analysis.objects.select_related("upload").get(pk=analysis_id)
-    Analysis.objects.filter(pk=analysis_id).update(attempts=analysis.attempts + 1)
     try:
         outcome = _analyse_and_store(analysis)
     finally:
