@@ -189,6 +189,11 @@ DEEPFAKE_MODEL_DIR = Path(env_str("DEEPFAKE_MODEL_DIR", str(BASE_DIR / "ml" / "w
 DEEPFAKE_DEVICE = env_str("DEEPFAKE_DEVICE", "auto")
 DEEPFAKE_TORCH_THREADS = env_int("DEEPFAKE_TORCH_THREADS", 0)  # 0: one per core
 DEEPFAKE_TASK_TIMEOUT = env_int("DEEPFAKE_TASK_TIMEOUT", 900)
+# Facial expression per face (an optional stage: evidence beside the verdict, never in it).
+DEEPFAKE_EMOTIONS = env_bool("DEEPFAKE_EMOTIONS", True)
+# The live camera's scoring service (`python -m ml.live`); `manage.py serve` starts it on
+# this address unless told --no-live.
+DEEPFAKE_LIVE_URL = env_str("DEEPFAKE_LIVE_URL", "http://127.0.0.1:8765")
 
 # The job queue. ORM broker (the default database) unless REDIS_URL is set.
 REDIS_URL = env_str("REDIS_URL")
@@ -227,6 +232,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "analyses": env_str("DEEPFAKE_API_RATE", "1200/hour"),
         "uploads": env_str("DEEPFAKE_API_UPLOAD_RATE", "120/hour"),
+        # The live page sends ~3 frames a second.
+        "live": env_str("DEEPFAKE_LIVE_RATE", "20000/hour"),
     },
 }
 SPECTACULAR_SETTINGS = {

@@ -76,3 +76,34 @@ def histogram(scores: list[float], threshold: float, fmt: str = "svg") -> bytes:
     ax.set_xlabel("P(fake) per face")
     ax.set_ylabel("faces")
     return _render(fig, fmt)
+
+
+# The order of `ml.models.emotion.EMOTIONS` (not imported: the web process never loads the engine).
+EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def emotion_timeline(
+    times: list[float],
+    emotions: list[dict[str, float] | None],
+    changes: list[dict],
+    fmt: str = "svg",
+) -> bytes:
+    """The expression of each analysed frame over time: a dot on the row of its most likely
+    expression, more opaque the surer the model is; abrupt changes marked by vertical lines."""
+    fig, ax = _figure(7.5, 2.2)
+    for change in changes:
+        ax.axvspan(change["from_timestamp_s"], change["to_timestamp_s"], color=FAKE, alpha=0.18, linewidth=0)
+    points = [(t, e) for t, e in zip(times, emotions, strict=True) if e]
+    if points:
+        xs = [t for t, _ in points]
+        rows = [EMOTIONS.index(max(e, key=e.__getitem__)) for _, e in points]
+        sure = [max(e.values()) for _, e in points]
+        ax.plot(xs, rows, color=MUTED, linewidth=0.8, alpha=0.6)
+        ax.scatter(xs, rows, s=22, c="#8e6bbf", alpha=[0.3 + 0.7 * p for p in sure], zorder=3)
+    ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+    ax.set_ylim(-0.5, len(EMOTIONS) - 0.5)
+    ax.set_xlim(0, max(times[-1] if times else 1.0, 0.1))
+    ax.set_xlabel("time (s)")
+    if changes:
+        ax.set_title(f"{len(changes)} abrupt change(s) shaded", fontsize=8, color=FAKE, loc="right")
+    return _render(fig, fmt)

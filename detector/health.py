@@ -31,7 +31,13 @@ def check_broker() -> dict:
         return {"ok": False, "error": str(exc)}
 
 
+# Checks whose failure makes the service unhealthy. The live camera service is reported
+# too, but uploads work without it.
+REQUIRED = ("database", "broker", "models")
+
+
 def run_checks() -> dict[str, dict]:
     from detector.catalog import check_models
+    from detector.live import check_live
 
-    return {"database": check_database(), "broker": check_broker(), "models": check_models()}
+    return {"database": check_database(), "broker": check_broker(), "models": check_models(), "live": check_live()}

@@ -1,11 +1,15 @@
-"""What an upload is, told from its first bytes, in the web process (no OpenCV, no torch).
+"""Media files in the web process (no OpenCV, no torch): what an upload is, told from its
+first bytes, and stored files served back to their owner.
 
 The worker decides for certain by decoding; this only lets the upload page refuse files
 that are plainly neither a photo nor a video, before a job is queued.
 """
 
+from pathlib import Path
 from typing import BinaryIO
 
+from django.conf import settings
+from django.http import FileResponse, Http404
 from PIL import Image, UnidentifiedImageError
 
 from ml.formats import container_kind
@@ -31,3 +35,17 @@ def sniff_media_type(handle: BinaryIO) -> str | None:
         return None
     finally:
         handle.seek(0)
+
+
+def media_response(relative: str, filename: str, attachment: bool = False) -> FileResponse:
+    """A stored file, with a safe content type and no sniffing (the middleware sets nosniff)."""
+    if not relative:
+        raise Http404("no such file")
+    path = Path(settings.MEDIA_ROOT) / relative
+    if not path.is_file():
+        raise Http404("no such file")
+    response = FileResponse(path.open("rb"), as_attachment=attachment, filename=filename)
+    if not attachment and path.suffix.lower() in (".jpg", ".jpeg"):
+        response["Content-Type"] = "image/jpeg"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

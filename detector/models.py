@@ -119,6 +119,11 @@ class Analysis(models.Model):
     aggregates = models.JSONField(default=dict, blank=True)
     timeline_svg = models.TextField(blank=True)
     histogram_svg = models.TextField(blank=True)
+    # Facial expressions of the counted people (empty when the stage is off): the mean
+    # distribution, the abrupt changes (a weak cue, never part of the verdict) and the chart.
+    emotions = models.JSONField(default=dict, blank=True)
+    emotion_changes = models.JSONField(default=list, blank=True)
+    emotion_svg = models.TextField(blank=True)
     # The latest reviewer decision, kept here for filtering; every decision is a `Review` row.
     review_decision = models.CharField(max_length=16, blank=True, db_index=True)
 
@@ -144,6 +149,7 @@ class FrameResult(models.Model):
     index = models.PositiveIntegerField()
     timestamp_s = models.FloatField()
     fake_probability = models.FloatField(null=True, blank=True)
+    emotion = models.CharField(max_length=10, blank=True, help_text="expression of the face behind fake_probability")
     thumbnail = models.ImageField(upload_to="", max_length=200, blank=True)
     thumbnail_width = models.PositiveIntegerField(default=0)
     thumbnail_height = models.PositiveIntegerField(default=0)
@@ -165,6 +171,8 @@ class FaceResult(models.Model):
     detector_confidence = models.FloatField()
     interpolated = models.BooleanField(default=False)
     fake_probability = models.FloatField()
+    emotion = models.CharField(max_length=10, blank=True)
+    emotions = models.JSONField(default=dict, blank=True)  # expression -> probability
     crop = models.ImageField(upload_to="", max_length=200, blank=True)
     heatmap = models.ImageField(upload_to="", max_length=200, blank=True)
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
 from django.utils import timezone
 
+from detector import charts
 from detector.models import Analysis
 
 METHOD_TEXT = (
@@ -40,6 +41,8 @@ class FaceRow:
     fake_probability: float
     crop: Path | None = None
     heatmap: Path | None = None
+    emotion: str = ""
+    emotions: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +52,7 @@ class FrameRow:
     fake_probability: float | None
     thumbnail: Path | None = None
     faces: list[FaceRow] = field(default_factory=list)
+    emotion: str = ""  # of the face behind fake_probability
 
 
 @dataclass
@@ -65,6 +69,43 @@ class ReportData:
         counted = {p["track_id"] for p in self.people if p["counted_in_verdict"]}
         faces = [face for frame in self.frames for face in frame.faces]
         return sorted(faces, key=lambda face: (face.track_id not in counted, -face.fake_probability))
+
+
+EMOTION_NOTE = (
+    "Expressions are recognised per face by a separate model (mini-Xception, FER2013 classes). "
+    "An abrupt change between frames a fraction of a second apart is a weak manipulation cue; "
+    "speech, blinks and compression cause them too. Expressions never change the verdict."
+)
+
+
+def _person(track_id, faces, fake_probability, mean_probability, max_probability, median_face_size, verdict, counted):
+    """One person of a report, from a `Track` row or an engine `TrackResult` (same fields)."""
+    return {
+        "track_id": track_id,
+        "faces": faces,
+        "fake_probability": fake_probability,
+        "mean_probability": mean_probability,
+        "max_probability": max_probability,
+        "median_face_size": median_face_size,
+        "verdict": verdict,
+        "counted_in_verdict": counted,
+    }
+
+
+def _people(tracks) -> list[dict]:
+    return [
+        _person(
+            t.track_id,
+            t.faces,
+            t.fake_probability,
+            t.mean_probability,
+            t.max_probability,
+            t.median_face_size,
+            t.verdict,
+            t.counted,
+        )
+        for t in tracks
+    ]
 
 
 def _media(relative: str) -> Path | None:
@@ -104,25 +145,15 @@ def from_analysis(analysis: Analysis) -> ReportData:
         "frames_analyzed": analysis.frames_analyzed,
         "faces_detected": analysis.faces_detected,
         "aggregates": analysis.aggregates,
+        "emotions": analysis.emotions,
+        "emotion_changes": analysis.emotion_changes,
         "timings": analysis.timings,
         "review_decision": analysis.review_decision or None,
         "created_at": analysis.created_at.isoformat(),
         "started_at": analysis.started_at.isoformat() if analysis.started_at else None,
         "finished_at": analysis.finished_at.isoformat() if analysis.finished_at else None,
     }
-    people = [
-        {
-            "track_id": t.track_id,
-            "faces": t.faces,
-            "fake_probability": t.fake_probability,
-            "mean_probability": t.mean_probability,
-            "max_probability": t.max_probability,
-            "median_face_size": t.median_face_size,
-            "verdict": t.verdict,
-            "counted_in_verdict": t.counted,
-        }
-        for t in analysis.tracks.all()
-    ]
+    people = _people(analysis.tracks.all())
     frames = [
         FrameRow(
             index=frame.index,
@@ -141,9 +172,12 @@ def from_analysis(analysis: Analysis) -> ReportData:
                     fake_probability=face.fake_probability,
                     crop=_media(face.crop.name),
                     heatmap=_media(face.heatmap.name),
+                    emotion=face.emotion,
+                    emotions=face.emotions,
                 )
                 for face in frame.faces.all()
             ],
+            emotion=frame.emotion,
         )
         for frame in analysis.frames.prefetch_related("faces")
     ]
@@ -209,25 +243,15 @@ def from_result(result, path: Path, image_dir: Path | None = None) -> ReportData
         "frames_analyzed": result.frames_analyzed,
         "faces_detected": result.faces_detected,
         "aggregates": data["aggregates"] or {},
+        "emotions": data["emotions"],
+        "emotion_changes": data["emotion_changes"],
         "timings": data["timings"],
         "review_decision": None,
         "created_at": None,
         "started_at": None,
         "finished_at": timezone.now().isoformat(),
     }
-    people = [
-        {
-            "track_id": t["track_id"],
-            "faces": t["faces"],
-            "fake_probability": t["fake_probability"],
-            "mean_probability": t["mean_probability"],
-            "max_probability": t["max_probability"],
-            "median_face_size": t["median_face_size"],
-            "verdict": t["verdict"],
-            "counted_in_verdict": t["counted"],
-        }
-        for t in data["tracks"]
-    ]
+    people = _people(result.tracks)
     frames = []
     for frame in result.frames:
         faces = [
@@ -242,6 +266,8 @@ def from_result(result, path: Path, image_dir: Path | None = None) -> ReportData
                 fake_probability=face.fake_probability,
                 crop=save(face.crop, f"face_{frame.index}_{k}_crop.jpg"),
                 heatmap=save(face.overlay, f"face_{frame.index}_{k}_cam.jpg"),
+                emotion=face.emotion or "",
+                emotions={k: round(v, 4) for k, v in (face.emotions or {}).items()},
             )
             for k, face in enumerate(frame.faces)
         ]
@@ -249,9 +275,10 @@ def from_result(result, path: Path, image_dir: Path | None = None) -> ReportData
             FrameRow(
                 index=frame.index,
                 timestamp_s=frame.timestamp_s,
-                fake_probability=result.frame_score(frame),
+                fake_probability=speaker.fake_probability if (speaker := result.frame_face(frame)) else None,
                 thumbnail=save(frame.thumbnail, f"frame_{frame.index}.jpg"),
                 faces=faces,
+                emotion=(speaker.emotion or "") if speaker else "",
             )
         )
     return ReportData(summary=summary, people=people, frames=frames)
@@ -265,6 +292,7 @@ def as_json(data: ReportData) -> dict:
             "index": frame.index,
             "timestamp_s": frame.timestamp_s,
             "fake_probability": frame.fake_probability,
+            "emotion": frame.emotion or None,
             "faces": [
                 {
                     "track_id": face.track_id,
@@ -273,6 +301,8 @@ def as_json(data: ReportData) -> dict:
                     "detector_confidence": face.detector_confidence,
                     "interpolated": face.interpolated,
                     "fake_probability": face.fake_probability,
+                    "emotion": face.emotion or None,
+                    "emotions": face.emotions or None,
                 }
                 for face in frame.faces
             ],
@@ -297,6 +327,8 @@ CSV_COLUMNS = [
     "box_y1",
     "box_x2",
     "box_y2",
+    "emotion",
+    *(f"p_{name}" for name in charts.EMOTIONS),
 ]
 
 
@@ -315,6 +347,8 @@ def as_csv(data: ReportData) -> str:
                     f"{face.detector_confidence:.4f}",
                     int(face.interpolated),
                     *face.box,
+                    face.emotion,
+                    *(f"{face.emotions[name]:.4f}" if face.emotions else "" for name in charts.EMOTIONS),
                 ]
             )
     return buffer.getvalue()
@@ -327,8 +361,6 @@ def as_pdf(data: ReportData) -> bytes:
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import mm
     from reportlab.platypus import Image, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
-    from detector import charts
 
     styles = getSampleStyleSheet()
     small = styles["BodyText"].clone("small", fontSize=8, leading=10)
@@ -404,6 +436,37 @@ def as_pdf(data: ReportData) -> bytes:
         png = charts.histogram([face.fake_probability for face in faces], threshold, fmt="png")
         story.append(Image(io.BytesIO(png), width=width * 0.5, height=width * 0.5 * 2.4 / 3.8))
 
+    if s.get("emotions"):
+        story.append(Paragraph("Facial expressions", styles["Heading2"]))
+        mix = sorted(s["emotions"].items(), key=lambda item: -item[1])
+        story.append(Paragraph("Mix over the video: " + ", ".join(f"{k} {v:.0%}" for k, v in mix), small))
+        if f["media_type"] == "video":
+            png = charts.emotion_timeline(
+                [fr.timestamp_s for fr in data.frames],
+                [_speaker_emotions(fr) for fr in data.frames],
+                s["emotion_changes"],
+                fmt="png",
+            )
+            story.append(Image(io.BytesIO(png), width=width, height=width * 2.2 / 7.5))
+        changes = s["emotion_changes"]
+        story.append(
+            Paragraph(
+                f"Abrupt changes: {len(changes)}"
+                + (
+                    " ("
+                    + "; ".join(
+                        f"{c['from_emotion']} to {c['to_emotion']} at {c['to_timestamp_s']:.1f} s" for c in changes[:8]
+                    )
+                    + ")"
+                    if changes
+                    else ""
+                )
+                + ". "
+                + EMOTION_NOTE,
+                small,
+            )
+        )
+
     thumbs = [fr for fr in data.frames if fr.thumbnail][:8]
     if thumbs:
         story.append(Paragraph("Frames", styles["Heading2"]))
@@ -457,10 +520,10 @@ def as_pdf(data: ReportData) -> bytes:
     if data.frames:
         story.append(PageBreak())
         story.append(Paragraph("Per-frame scores", styles["Heading2"]))
-        rows = [["Frame", "Time (s)", "Person", "P(fake)", "Detector conf.", "Box (x1, y1, x2, y2)"]]
+        rows = [["Frame", "Time (s)", "Person", "P(fake)", "Expression", "Detector conf.", "Box (x1, y1, x2, y2)"]]
         for frame in data.frames:
             if not frame.faces:
-                rows.append([frame.index, f"{frame.timestamp_s:.2f}", "–", "no face", "", ""])
+                rows.append([frame.index, f"{frame.timestamp_s:.2f}", "–", "no face", "", "", ""])
             for face in frame.faces:
                 box = ", ".join(f"{v:.0f}" for v in face.box)
                 conf = f"{face.detector_confidence:.3f}" + (" (interp.)" if face.interpolated else "")
@@ -470,6 +533,7 @@ def as_pdf(data: ReportData) -> bytes:
                         f"{frame.timestamp_s:.2f}",
                         face.track_id,
                         f"{face.fake_probability:.3f}",
+                        face.emotion or "–",
                         conf,
                         box,
                     ]
@@ -493,6 +557,14 @@ def download(analysis: Analysis, fmt: str) -> HttpResponse:
         raise Http404("no such report format")
     response["Content-Disposition"] = f'attachment; filename="deepfake-report-{analysis.pk.hex[:8]}.{fmt}"'
     return response
+
+
+def _speaker_emotions(frame: FrameRow) -> dict[str, float] | None:
+    """The expression distribution of the face that speaks for a frame (the most suspicious)."""
+    if frame.fake_probability is None:
+        return None
+    face = next((f for f in frame.faces if f.fake_probability == frame.fake_probability), None)
+    return face.emotions if face and face.emotions else None
 
 
 def _image(path: Path | None, size: float, image_class):

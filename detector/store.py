@@ -43,6 +43,7 @@ def store_result(analysis: Analysis, result) -> None:
         frame_rows, face_rows = [], []
         for frame in result.frames:
             thumbnail = ""
+            speaker = result.frame_face(frame)
             if frame.thumbnail is not None:
                 thumbnail = _write_jpeg(f"{result_dir}/frame_{frame.index:06d}.jpg", frame.thumbnail, 80)
             frame_rows.append(
@@ -50,7 +51,8 @@ def store_result(analysis: Analysis, result) -> None:
                     FrameResult(
                         index=frame.index,
                         timestamp_s=frame.timestamp_s,
-                        fake_probability=result.frame_score(frame),
+                        fake_probability=speaker.fake_probability if speaker else None,
+                        emotion=(speaker.emotion or "") if speaker else "",
                         thumbnail=thumbnail,
                         thumbnail_width=frame.thumbnail.shape[1] if frame.thumbnail is not None else 0,
                         thumbnail_height=frame.thumbnail.shape[0] if frame.thumbnail is not None else 0,
@@ -70,12 +72,15 @@ def store_result(analysis: Analysis, result) -> None:
                             detector_confidence=face.detector_confidence,
                             interpolated=face.interpolated,
                             fake_probability=face.fake_probability,
+                            emotion=face.emotion or "",
+                            emotions={k: round(v, 4) for k, v in (face.emotions or {}).items()},
                             crop=_write_jpeg(f"{stem}_crop.jpg", face.crop) if face.crop is not None else "",
                             heatmap=_write_jpeg(f"{stem}_cam.jpg", face.overlay) if face.overlay is not None else "",
                         ),
                     )
                 )
-        timeline_svg = histogram_svg = ""
+        timeline_svg = histogram_svg = emotion_svg = ""
+        changes = [change.to_dict() for change in result.emotion_changes]
         if result.faces_detected:
             band = (result.uncertain_low, result.uncertain_high)
             if result.media_type == "video":
@@ -85,6 +90,12 @@ def store_result(analysis: Analysis, result) -> None:
                     result.threshold,
                     band,
                 ).decode()
+                if result.emotions:
+                    emotion_svg = charts.emotion_timeline(
+                        [f.timestamp_s for f in result.frames],
+                        [face.emotions if (face := result.frame_face(f)) else None for f in result.frames],
+                        changes,
+                    ).decode()
             histogram_svg = charts.histogram(
                 [face.fake_probability for face in result.faces()], result.threshold
             ).decode()
@@ -156,6 +167,9 @@ def store_result(analysis: Analysis, result) -> None:
             locked.timings = {stage: round(seconds, 3) for stage, seconds in result.timings.items()}
             locked.timeline_svg = timeline_svg
             locked.histogram_svg = histogram_svg
+            locked.emotions = {k: round(v, 4) for k, v in result.emotions.items()}
+            locked.emotion_changes = changes
+            locked.emotion_svg = emotion_svg
             locked.save()
     except BaseException:
         shutil.rmtree(absolute_dir, ignore_errors=True)

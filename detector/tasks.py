@@ -105,8 +105,10 @@ def _run_pipeline(analysis: Analysis):
         analysis.model_requested or None, media_type, settings.DEEPFAKE_MODEL_DIR, settings.DEEPFAKE_DEVICE
     )
     if media_type == "video":
-        return detector.analyze_video(path, analysis.frames_requested, progress=progress)
-    return detector.analyze_image(path, progress=progress)
+        return detector.analyze_video(
+            path, analysis.frames_requested, progress=progress, emotions=settings.DEEPFAKE_EMOTIONS
+        )
+    return detector.analyze_image(path, progress=progress, emotions=settings.DEEPFAKE_EMOTIONS)
 
 
 _torch_configured = False

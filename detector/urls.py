@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("upload/", views.upload, name="upload"),
     path("history/", views.history, name="history"),
+    path("live/", views.live_camera, name="live"),
     path("account/api/", views.api_access, name="api-access"),
     path("analyses/<uuid:pk>/", views.analysis_detail, name="analysis"),
     path("analyses/<uuid:pk>/status.json", views.analysis_status, name="analysis-status"),

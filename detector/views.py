@@ -1,7 +1,5 @@
 """Pages. Views validate, store, enqueue and render; they never analyse (no torch here)."""
 
-from pathlib import Path
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,7 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from detector import reports, services
 from detector.forms import HistoryFilterForm, SettingsForm, UploadForm
-from detector.health import run_checks
+from detector.health import REQUIRED, run_checks
+from detector.media import media_response
 from detector.models import FRAMES_DEFAULT, FRAMES_MAX, FRAMES_MIN, Analysis, FaceResult, FrameResult
 
 
@@ -124,6 +123,7 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
         "more_faces": faces[12:],
         "tracks": tracks,
         "people": len([t for t in tracks if t.counted]) > 1 or len(tracks) > 1,
+        "emotions": sorted(analysis.emotions.items(), key=lambda item: -item[1]),
         "settings_form": SettingsForm(initial={"frames": analysis.frames_requested, "model": analysis.model_requested}),
     }
     return render(request, "detector/detail.html", context)
@@ -173,33 +173,19 @@ def analysis_delete(request: HttpRequest, pk) -> HttpResponse:
     return redirect("history")
 
 
-def _stream(relative: str, filename: str, attachment: bool = False) -> FileResponse:
-    """A stored file, with a safe content type and no sniffing (the middleware sets nosniff)."""
-    if not relative:
-        raise Http404("no such file")
-    path = Path(settings.MEDIA_ROOT) / relative
-    if not path.is_file():
-        raise Http404("no such file")
-    response = FileResponse(path.open("rb"), as_attachment=attachment, filename=filename)
-    if not attachment and path.suffix.lower() in (".jpg", ".jpeg"):
-        response["Content-Type"] = "image/jpeg"
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
-
-
 @login_required
 @require_GET
 def analysis_file(request: HttpRequest, pk, kind: str, item: int = 0) -> FileResponse:
     """The original upload, a frame thumbnail, a face crop or a heatmap: owner (or staff) only."""
     analysis = get_analysis(request, pk)
     if kind == "original":
-        return _stream(analysis.upload.file.name, analysis.upload.original_name, attachment=True)
+        return media_response(analysis.upload.file.name, analysis.upload.original_name, attachment=True)
     if kind == "thumbnail":
         frame = get_object_or_404(FrameResult, analysis=analysis, pk=item)
-        return _stream(frame.thumbnail.name, f"frame-{frame.index}.jpg")
+        return media_response(frame.thumbnail.name, f"frame-{frame.index}.jpg")
     if kind in ("crop", "heatmap"):
         face = get_object_or_404(FaceResult, analysis=analysis, pk=item)
-        return _stream(getattr(face, kind).name, f"face-{face.pk}-{kind}.jpg")
+        return media_response(getattr(face, kind).name, f"face-{face.pk}-{kind}.jpg")
     raise Http404("no such file")
 
 
@@ -226,6 +212,16 @@ def api_access(request: HttpRequest) -> HttpResponse:
     return render(request, "detector/api_access.html", context)
 
 
+@login_required
+def live_camera(request: HttpRequest) -> HttpResponse:
+    """The live camera page; frames go to the API's live endpoint (`api-live-frame`)."""
+    from detector.catalog import installed_models
+
+    image_model = next((m for m in installed_models() if m.kind == "image" and m.is_default), None)
+    threshold = image_model.calibration.get("threshold", 0.5) if image_model else 0.5
+    return render(request, "detector/live.html", {"threshold": threshold})
+
+
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("upload")
@@ -237,7 +233,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 when every dependency answers, 503 otherwise; the body says which failed."""
     checks = run_checks()
-    healthy = all(check["ok"] for check in checks.values())
+    healthy = all(checks[name]["ok"] for name in REQUIRED)
     return JsonResponse(
         {"status": "ok" if healthy else "error", "checks": checks},
         status=200 if healthy else 503,

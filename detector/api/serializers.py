@@ -111,6 +111,8 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "frames_analyzed",
             "faces_detected",
             "aggregates",
+            "emotions",
+            "emotion_changes",
             "timings",
             "people",
             "review_decision",
@@ -130,7 +132,11 @@ class AnalysisSerializer(serializers.ModelSerializer):
 
 class AnalysisListSerializer(AnalysisSerializer):
     class Meta(AnalysisSerializer.Meta):
-        fields = [f for f in AnalysisSerializer.Meta.fields if f not in ("people", "reviews", "aggregates", "timings")]
+        fields = [
+            f
+            for f in AnalysisSerializer.Meta.fields
+            if f not in ("people", "reviews", "aggregates", "timings", "emotion_changes")
+        ]
 
 
 class FaceSerializer(serializers.ModelSerializer):
@@ -147,6 +153,8 @@ class FaceSerializer(serializers.ModelSerializer):
             "detector_confidence",
             "interpolated",
             "fake_probability",
+            "emotion",
+            "emotions",
             "crop_url",
             "heatmap_url",
         ]
@@ -170,7 +178,7 @@ class FrameSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = FrameResult
-        fields = ["index", "timestamp_s", "fake_probability", "thumbnail_url", "faces"]
+        fields = ["index", "timestamp_s", "fake_probability", "emotion", "thumbnail_url", "faces"]
 
     def get_thumbnail_url(self, frame: FrameResult) -> str | None:
         if not frame.thumbnail:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("v1/", include(router.urls)),
     path("v1/models/", views.models_list, name="api-models"),
     path("v1/webhook-secret/", views.webhook_secret, name="api-webhook-secret"),
+    path("v1/live/frame/", views.live_frame, name="api-live-frame"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -8,13 +8,13 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.decorators import action, api_view
+from rest_framework.decorators import action, api_view, throttle_classes
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
 
-from detector import reports, services
+from detector import live, reports, services
 from detector.api.serializers import (
     AnalysisListSerializer,
     AnalysisSerializer,
@@ -23,8 +23,9 @@ from detector.api.serializers import (
     RerunSerializer,
 )
 from detector.catalog import installed_models
+from detector.media import media_response
 from detector.models import Analysis, FaceResult, FrameResult
-from detector.views import _stream, visible_analyses
+from detector.views import visible_analyses
 from detector.webhooks import user_secret
 
 ORDERINGS = {
@@ -137,12 +138,12 @@ class AnalysisViewSet(
         analysis = self.get_object()
         if kind == "thumbnail":
             frame = get_object_or_404(FrameResult, analysis=analysis, pk=int(item))
-            return _stream(frame.thumbnail.name, f"frame-{frame.index}.jpg")
+            return media_response(frame.thumbnail.name, f"frame-{frame.index}.jpg")
         face = get_object_or_404(FaceResult, analysis=analysis, pk=int(item))
         relative = getattr(face, kind).name
         if not relative:
             raise Http404("no such file")
-        return _stream(relative, f"face-{face.pk}-{kind}.jpg")
+        return media_response(relative, f"face-{face.pk}-{kind}.jpg")
 
     def _accepted(self, analysis) -> Response:
         analysis = visible_analyses(self.request.user).get(pk=analysis.pk)
@@ -192,3 +193,40 @@ def models_list(request: Request) -> Response:
 def webhook_secret(request: Request) -> Response:
     """Your webhook signing secret (see the README: verifying webhooks)."""
     return Response({"secret": user_secret(request.user.pk)})
+
+
+class LiveThrottle(UserRateThrottle):
+    scope = "live"
+
+
+@extend_schema(
+    request={"image/jpeg": OpenApiTypes.BINARY, "image/png": OpenApiTypes.BINARY},
+    responses=inline_serializer(
+        "LiveFrame",
+        {
+            "width": serializers.IntegerField(),
+            "height": serializers.IntegerField(),
+            "fake_probability": serializers.FloatField(allow_null=True),
+            "faces": serializers.ListField(child=serializers.DictField()),
+            "milliseconds": serializers.FloatField(),
+            "model": serializers.CharField(),
+            "threshold": serializers.FloatField(),
+        },
+    ),
+)
+@api_view(["POST"])
+@throttle_classes([LiveThrottle])
+def live_frame(request: Request) -> Response:
+    """Score one camera frame (the request body: a JPEG or PNG) with the image model. Answers
+    the faces in it, largest first, each with its box, P(fake), verdict and expression. The
+    frame is not stored. 503 when the live scoring service is not running."""
+    try:
+        code, body = live.score_frame(request.body, request.content_type or "image/jpeg")
+    except live.LiveUnavailable as error:
+        return Response(
+            {"detail": f"The live scoring service is not running ({error}). Start it with `manage.py serve`."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    if code != 200:
+        return Response({"detail": body.get("error", "the frame was refused")}, status=code)
+    return Response(body)

@@ -4,6 +4,8 @@ needed unless --save).
     python manage.py analyze clip.mp4 photo.jpg --frames 32 --format json
     python manage.py analyze clip.mp4 --report clip.pdf
     python manage.py analyze folder/*.mp4 --save --user alice
+    python manage.py analyze --live clip.mp4     # play it in real time, print the rolling score
+    python manage.py analyze --live 0            # the same for camera 0 (Ctrl-C stops)
 
 Exit status: 0 when every file was analysed, 1 when any failed (its line says why), 2 for
 bad arguments.
@@ -35,8 +37,21 @@ class Command(BaseCommand):
         parser.add_argument("--save", action="store_true", help="also store each analysis in the database")
         parser.add_argument("--user", help="the owner of saved analyses (with --save)")
         parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+        parser.add_argument(
+            "--live",
+            action="store_true",
+            help="play one video (or camera index) in real time and print a rolling score every --interval",
+        )
+        parser.add_argument("--interval", type=float, default=0.3, help="seconds between live scores")
+        parser.add_argument("--window", type=int, default=8, help="frames in the live rolling mean")
+        parser.add_argument("--duration", type=float, default=0, help="stop live scoring after this many seconds")
 
-    def handle(self, *args, files, frames, model, format, report, save, user, no_progress, **options) -> None:
+    def handle(self, *args, files, frames, model, format, report, save, user, no_progress, live, **options) -> None:
+        if live:
+            if len(files) != 1:
+                raise CommandError("--live takes one video file or camera index")
+            self._live(files[0], model, format, options["interval"], options["window"], options["duration"])
+            return
         if not FRAMES_MIN <= frames <= FRAMES_MAX:
             raise CommandError(f"--frames must be between {FRAMES_MIN} and {FRAMES_MAX}")
         owner = self._owner(user) if save else None
@@ -65,6 +80,43 @@ class Command(BaseCommand):
         if failures:
             sys.exit(1)
 
+    def _live(self, source: str, model: str, format: str, interval: float, window: int, duration: float) -> None:
+        from ml.inference import get_detector
+        from ml.live import LiveScorer, RollingScore, play
+
+        if not source.isdigit() and not Path(source).is_file():
+            raise CommandError(f"no such file: {source}")
+        detector = get_detector(model or None, "image", settings.DEEPFAKE_MODEL_DIR, settings.DEEPFAKE_DEVICE)
+        scorer = LiveScorer(detector, emotions=settings.DEEPFAKE_EMOTIONS)
+        scorer.warm_up()
+        rolling = RollingScore(window)
+        scores = []
+        try:
+            for position, frame in play(int(source) if source.isdigit() else source, scorer, interval):
+                mean = rolling.add(frame.fake_probability)
+                if frame.fake_probability is not None:
+                    scores.append(frame.fake_probability)
+                line = {
+                    "time_s": round(position, 2),
+                    "faces": len(frame.faces),
+                    "fake_probability": frame.to_dict()["fake_probability"],
+                    "rolling": None if mean is None else round(mean, 4),
+                    "verdict": None if mean is None else detector.calibration.verdict(mean),
+                    "emotion": frame.faces[0].emotion if frame.faces else None,
+                    "milliseconds": round(frame.milliseconds),
+                }
+                self.stdout.write(json.dumps(line) if format == "json" else _live_text(line))
+                if duration and position >= duration:
+                    break
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        except KeyboardInterrupt:
+            pass
+        summary = f"{len(scores)} frames with a face"
+        if scores:
+            summary += f", mean P(fake) {sum(scores) / len(scores):.3f}, max {max(scores):.3f}"
+        self.stderr.write(summary)
+
     def _owner(self, username: str | None):
         from django.contrib.auth import get_user_model
 
@@ -86,9 +138,9 @@ class Command(BaseCommand):
             line["media_type"] = media_type
             detector = get_detector(model or None, media_type, settings.DEEPFAKE_MODEL_DIR, settings.DEEPFAKE_DEVICE)
             if media_type == "video":
-                result = detector.analyze_video(path, frames, progress=progress)
+                result = detector.analyze_video(path, frames, progress=progress, emotions=settings.DEEPFAKE_EMOTIONS)
             else:
-                result = detector.analyze_image(path, progress=progress)
+                result = detector.analyze_image(path, progress=progress, emotions=settings.DEEPFAKE_EMOTIONS)
         except EngineError as exc:
             line["error"] = {"reason": exc.reason, "message": str(exc)}
             return line
@@ -108,13 +160,16 @@ class Command(BaseCommand):
                     "index": f["index"],
                     "timestamp_s": f["timestamp_s"],
                     "fake_probability": None if (p := result.frame_score(frame)) is None else round(p, 4),
+                    "emotion": speaker.emotion if (speaker := result.frame_face(frame)) else None,
                     "faces": [
-                        {k: face[k] for k in ("track_id", "box", "fake_probability", "detector_confidence")}
+                        {k: face[k] for k in ("track_id", "box", "fake_probability", "detector_confidence", "emotion")}
                         for face in f["faces"]
                     ],
                 }
                 for f, frame in zip(data["frames"], result.frames, strict=True)
             ],
+            emotions=data["emotions"],
+            emotion_changes=data["emotion_changes"],
             timings=data["timings"],
         )
         if result.verdict == "no_face":
@@ -171,4 +226,15 @@ def _text(line: dict) -> str:
         f"{line['file']}: {line['verdict'].upper()} P(fake)={line['fake_probability']:.3f} "
         f"confidence={line['confidence']:.0%} model={line['model']} ({line['model_version']}) "
         f"frames={line['frames_analyzed']} faces={line['faces_detected']} {line['timings']['total']:.1f}s"
+    )
+
+
+def _live_text(line: dict) -> str:
+    if line["rolling"] is None:
+        return f"{line['time_s']:7.2f} s  no face yet  ({line['milliseconds']} ms)"
+    p = "   –  " if line["fake_probability"] is None else f"{line['fake_probability']:.3f}"
+    emotion = f"  {line['emotion']}" if line["emotion"] else ""
+    return (
+        f"{line['time_s']:7.2f} s  faces {line['faces']}  P(fake) {p}  rolling {line['rolling']:.3f} "
+        f"{line['verdict'].upper():9}{emotion}  ({line['milliseconds']} ms)"
     )

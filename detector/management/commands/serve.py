@@ -1,7 +1,8 @@
-"""Run the whole service on one machine: the web server and one django-q2 worker.
+"""Run the whole service on one machine: the web server, one django-q2 worker and the live
+camera's scoring service (`python -m ml.live`, at DEEPFAKE_LIVE_URL).
 
-Both run as child processes. Ctrl-C (SIGINT) or SIGTERM stops both and waits for
-them; if either dies on its own, the other is stopped too and the command fails,
+All run as child processes. Ctrl-C (SIGINT) or SIGTERM stops them all and waits for
+them; if one dies on its own, the others are stopped too and the command fails,
 so a half-running service never looks healthy.
 """
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -25,8 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--web-workers", type=int, default=2)
         parser.add_argument("--no-worker", action="store_true", help="serve the web app only (workers run elsewhere)")
+        parser.add_argument("--no-live", action="store_true", help="do not start the live camera's scoring service")
 
-    def handle(self, *args, host: str, port: int, web_workers: int, no_worker: bool, **options) -> None:
+    def handle(self, *args, host: str, port: int, web_workers: int, no_worker: bool, no_live: bool, **options) -> None:
         manage_py = str(Path(settings.BASE_DIR) / "manage.py")
         commands = {
             "web": [
@@ -49,6 +52,15 @@ class Command(BaseCommand):
         }
         if not no_worker:
             commands["worker"] = [sys.executable, manage_py, "qcluster"]
+        if not no_live:
+            live = urlsplit(settings.DEEPFAKE_LIVE_URL)
+            commands["live"] = [
+                *(sys.executable, "-m", "ml.live", "--host", live.hostname or "127.0.0.1"),
+                *("--port", str(live.port or 8765), "--device", settings.DEEPFAKE_DEVICE),
+                *("--model-dir", str(settings.DEEPFAKE_MODEL_DIR)),
+                *(("--threads", str(settings.DEEPFAKE_TORCH_THREADS)) if settings.DEEPFAKE_TORCH_THREADS else ()),
+                *(() if settings.DEEPFAKE_EMOTIONS else ("--no-emotions",)),
+            ]
 
         stopping = False
 
