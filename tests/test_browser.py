@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, free_port, shared_path
+from tests.media_factory import write_y4m
 from tests.test_serve import database_url_of_test_db, get_or_none, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -38,6 +39,7 @@ def service(transactional_db, model_dir, tmp_path, monkeypatch, django_user_mode
         "DATABASE_URL": database_url_of_test_db(),
         "DEEPFAKE_MODEL_DIR": str(model_dir),
         "DEEPFAKE_MEDIA_ROOT": str(tmp_path / "media"),
+        "DEEPFAKE_LIVE_URL": f"http://127.0.0.1:{free_port()}",
     }
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port), "--web-workers", "1"],
@@ -58,28 +60,46 @@ def service(transactional_db, model_dir, tmp_path, monkeypatch, django_user_mode
             process.kill()
 
 
-@pytest.fixture
-def browser(monkeypatch):
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def launch(monkeypatch, extra_args=()):
     # Playwright's sync API runs an event loop in this thread; the Django ORM is not used here.
     # (monkeypatch: the variable must not leak into later tests' subprocesses.)
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    yield from launch(monkeypatch)
+
+
+@pytest.fixture
+def camera_browser(monkeypatch, tmp_path):
+    """Chromium whose camera plays the first seconds of an FF++ video (a y4m file)."""
+    clip = write_y4m(shared_path("data", "videos", "ffpp", "fake", "Deepfakes_033_097.mp4"), tmp_path / "cam.y4m")
+    yield from launch(
+        monkeypatch,
+        [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={clip}",
+        ],
+    )
 
 
 def shoot(page, name: str) -> None:
@@ -117,6 +137,8 @@ def test_a_reporter_checks_a_video_and_downloads_the_report(service, browser, tm
     verdict = page.inner_text("#verdict-card .verdict-label")
     assert verdict in ("FAKE", "REAL", "UNCERTAIN")
     assert page.locator("#timeline svg").count() == 1
+    assert page.locator("#emotion-timeline svg").count() == 1
+    assert page.locator("#emotions .emotion-bar").count() == 7
     assert page.locator("#thumbnails img").count() == 20
     assert page.locator("#thumbnails .box").count() >= 20
     assert page.locator(".faces img").count() >= 2
@@ -168,3 +190,45 @@ def test_a_reporter_checks_a_video_and_downloads_the_report(service, browser, tm
     background = night.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background != "rgb(246, 247, 249)"  # the light theme's background
     shoot(night, "result-dark")
+
+
+def test_the_live_camera_scores_a_fake_camera_and_records_an_analysis(service, camera_browser):
+    base = service
+    context = camera_browser.new_context(viewport=DESKTOP)
+    context.grant_permissions(["camera"], origin=base)
+    page = context.new_page()
+    sign_in(page, base)
+    page.click("nav >> text=Live")
+    page.wait_for_url(f"{base}/live/")
+    page.click("#live-start")
+    # The live scoring service loads its models while the page starts: allow for that once.
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("Number(document.getElementById('live').dataset.frames || 0) >= 5", timeout=90_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"no live scores; the page says: {page.inner_text('#live-status')}") from None
+    assert float(page.inner_text("#live-probability")) >= 0
+    assert page.inner_text("#live-verdict") in ("LOOKS FAKE", "LOOKS REAL", "UNCERTAIN")
+    assert "face(s)" in page.inner_text("#live-latency")
+    answered_ms = int(page.inner_text("#live-latency").split("answered in ")[1].split(" ms")[0])
+    assert answered_ms < 1000
+    # A box was drawn over the face: some overlay pixels are not transparent.
+    painted = page.evaluate(
+        "(() => { const c = document.getElementById('live-overlay');"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; })()"
+    )
+    assert painted > 100
+    shoot(page, "live-desktop")
+
+    # Record: the clip becomes an ordinary analysis, and the page goes to it.
+    page.click("#live-record")
+    page.wait_for_timeout(2500)
+    page.click("#live-record")
+    page.wait_for_url(f"{base}/analyses/**", timeout=30_000)
+    page.wait_for_selector("#verdict-card", timeout=120_000)
+    assert page.inner_text("#verdict-card .verdict-label") in ("FAKE", "REAL", "UNCERTAIN"), page.inner_text(
+        "#verdict-card"
+    )
+    assert ".webm" in page.inner_text("h1.filename")

@@ -8,8 +8,8 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.decorators import action, api_view, throttle_classes
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.decorators import action, api_view, parser_classes, throttle_classes
+from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
@@ -199,6 +199,15 @@ class LiveThrottle(UserRateThrottle):
     scope = "live"
 
 
+class PictureParser(BaseParser):
+    """A raw JPEG or PNG body, handed on as bytes."""
+
+    media_type = "image/*"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> bytes:
+        return stream.read() if stream is not None else b""
+
+
 @extend_schema(
     request={"image/jpeg": OpenApiTypes.BINARY, "image/png": OpenApiTypes.BINARY},
     responses=inline_serializer(
@@ -215,13 +224,14 @@ class LiveThrottle(UserRateThrottle):
     ),
 )
 @api_view(["POST"])
+@parser_classes([PictureParser])
 @throttle_classes([LiveThrottle])
 def live_frame(request: Request) -> Response:
     """Score one camera frame (the request body: a JPEG or PNG) with the image model. Answers
     the faces in it, largest first, each with its box, P(fake), verdict and expression. The
     frame is not stored. 503 when the live scoring service is not running."""
     try:
-        code, body = live.score_frame(request.body, request.content_type or "image/jpeg")
+        code, body = live.score_frame(request.data or b"", request.content_type or "image/jpeg")
     except live.LiveUnavailable as error:
         return Response(
             {"detail": f"The live scoring service is not running ({error}). Start it with `manage.py serve`."},

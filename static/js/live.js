@@ -24,7 +24,7 @@
   let stream = null, timer = null, busy = false, recorder = null, chunks = [];
   const recent = [];   // P(fake) of the last WINDOW frames with a face
   const history = [];  // rolling values for the chart
-  let threshold = 0.5;
+  let threshold = 0.5, band = [0.5, 0.5];
 
   function say(text) { statusLine.textContent = text; }
 
@@ -83,6 +83,7 @@
 
   function show(frame, elapsed) {
     threshold = frame.threshold;
+    band = frame.uncertain_band;
     const face = frame.faces[0];
     if (face) {
       recent.push(face.fake_probability);
@@ -92,8 +93,10 @@
     history.push(face ? rolling : null);
     if (history.length > HISTORY) history.shift();
     probability.textContent = rolling === null ? "–" : rolling.toFixed(2);
-    verdict.textContent = face ? (rolling >= threshold ? "LOOKS FAKE" : "LOOKS REAL") : "no face";
-    verdict.className = "badge " + (face ? (rolling >= threshold ? "fake" : "real") : "no_face");
+    // The same three outcomes as an analysis: outside the model's uncertain band it leans one way.
+    const kind = !face ? "no_face" : rolling >= band[1] ? "fake" : rolling < band[0] ? "real" : "uncertain";
+    verdict.textContent = { no_face: "no face", fake: "LOOKS FAKE", real: "LOOKS REAL", uncertain: "UNCERTAIN" }[kind];
+    verdict.className = "badge " + kind;
     emotion.textContent = face && face.emotion ? `expression: ${face.emotion}` : "";
     latency.textContent = `${frame.faces.length} face(s) · answered in ${Math.round(elapsed)} ms (model ${Math.round(frame.milliseconds)} ms)`;
     root.dataset.frames = String(Number(root.dataset.frames || 0) + 1);
@@ -116,7 +119,11 @@
       ctx.strokeStyle = colour;
       ctx.fillStyle = colour;
       ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-      ctx.fillText(`${face.fake_probability.toFixed(2)}${face.emotion ? " · " + face.emotion : ""}`, x1, Math.max(14, y1 - 4));
+      const label = `${face.fake_probability.toFixed(2)}${face.emotion ? " · " + face.emotion : ""}`;
+      const top = Math.max(0, y1 - 20);
+      ctx.fillRect(x1 - 1.5, top, ctx.measureText(label).width + 8, 18);
+      ctx.fillStyle = "#fff";
+      ctx.fillText(label, x1 + 3, top + 14);
     }
   }
 
@@ -135,8 +142,9 @@
     ctx.lineWidth = 2;
     ctx.beginPath();
     let drawing = false;
+    const offset = HISTORY - history.length;  // the newest value at the right edge
     history.forEach((value, i) => {
-      const x = (i / (HISTORY - 1)) * w;
+      const x = ((i + offset) / (HISTORY - 1)) * w;
       if (value === null) { drawing = false; return; }
       const y = h - value * h;
       if (drawing) ctx.lineTo(x, y); else ctx.moveTo(x, y);
