@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/bench_engine.py [--video PATH] [--photo PATH] [--threads N]
 
-A 10 s 720p FaceForensics++ video at 10..100 frames, a 1080p photo, and the process's peak
-RSS. It uses the shipped models when present (speed does not depend on the weights, so an
+A 10 s 720p FaceForensics++ video at 10..100 frames, a 1080p photo, live camera frames
+through the live scoring service (HTTP, as the web app sends them), and the process's peak RSS.
+It uses the shipped models when present (speed does not depend on the weights, so an
 untrained head on the ImageNet trunk stands in otherwise). Run it on a quiet machine:
 detection slows down a lot when another process competes for the cores.
 """
@@ -41,6 +42,40 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def live_latency(detector: Detector, video: Path, frames: int = 40) -> None:
+    """Milliseconds per frame through `python -m ml.live`'s HTTP service: 640-px JPEGs, as the
+    live page sends them, one request at a time."""
+    import urllib.request
+
+    from ml.live import LiveScorer, serve
+
+    scorer = LiveScorer(detector)
+    scorer.warm_up()
+    server = serve("127.0.0.1", 0, scorer)
+    url = f"http://127.0.0.1:{server.server_address[1]}/score"
+    capture = cv2.VideoCapture(str(video))
+    times = []
+    for i in range(frames):
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if i % 5:
+            continue
+        frame = cv2.resize(frame, (640, round(frame.shape[0] * 640 / frame.shape[1])), interpolation=cv2.INTER_AREA)
+        body = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+        started = time.perf_counter()
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "image/jpeg"})
+        with urllib.request.urlopen(request) as response:
+            response.read()
+        times.append(1000 * (time.perf_counter() - started))
+    capture.release()
+    server.shutdown()
+    times.sort()
+    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+    median = statistics.median(times)
+    print(f"\nlive frame (640 px JPEG over HTTP), {len(times)} frames: median {median:.0f} ms, p95 {p95:.0f} ms")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--video", type=Path, default=SHARED / "data/videos/ffpp/fake/Deepfakes_044_945.mp4")
@@ -67,7 +102,7 @@ def main() -> int:
     size = f"{int(capture.get(3))}x{int(capture.get(4))}"
     capture.release()
     print(f"\nvideo {args.video.name} ({size}), median of {args.repeats} runs, seconds")
-    stages = ["decode", "detect", "classify", "explain", "total"]
+    stages = ["decode", "detect", "classify", "explain", "emotion", "total"]
     print("frames " + " ".join(f"{s:>9}" for s in stages) + "   faces")
     video_detector.analyze_video(args.video, 10)  # warm-up: first-call costs are not per analysis
     for frames in (10, 20, 40, 60, 80, 100):
@@ -86,6 +121,7 @@ def main() -> int:
     print(f"\nphoto {args.photo.name} at 1920 px wide, seconds")
     print("       " + " ".join(f"{s:>9}" for s in stages) + "   faces")
     print("       " + " ".join(f"{m:9.2f}" for m in medians) + f"   {runs[0].faces_detected}")
+    live_latency(image_detector, args.video)
     print(f"\npeak RSS {peak_rss_mib():.0f} MiB")
     return 0
 

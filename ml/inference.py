@@ -25,7 +25,6 @@ import torch
 
 from ml import emotion
 from ml.checkpoint import Checkpoint, load_checkpoint
-from ml.errors import ModelUnavailableError
 from ml.faces import Detection, FaceDetector, Interpolated, crop_face, detect_sparse
 from ml.gradcam import gradcam, overlay
 from ml.media import DEFAULT_FRAMES, Frame, detect_media_type, read_frames, read_image
@@ -107,9 +106,10 @@ class Detector:
         model_dir: str | Path | None = None,
         device: str = "auto",
     ) -> Detector:
+        """A new detector (not cached: `get_detector` keeps one per model and process).
+        Raises `ModelUnavailableError` when the file is missing or not a valid checkpoint."""
         path = resolve_checkpoint(model, media_type, model_dir)
-        checkpoint = load_checkpoint(path, device="cpu")
-        return cls(checkpoint, device=device)
+        return cls(load_checkpoint(path, device="cpu"), device=device)
 
     @property
     def name(self) -> str:
@@ -403,9 +403,7 @@ def get_detector(
     path = resolve_checkpoint(model, media_type, model_dir)
     key = (str(path.resolve()), device)
     if key not in _DETECTORS:
-        if not path.is_file():
-            raise ModelUnavailableError(f"model file not found: {path}")
-        _DETECTORS[key] = Detector(load_checkpoint(path), device=device)
+        _DETECTORS[key] = Detector.load(path, device=device)
         log.info("loaded model %s from %s", _DETECTORS[key].name, path)
     return _DETECTORS[key]
 
