@@ -1,5 +1,6 @@
 """`manage.py analyze` as an analyst runs it: a real process, real files, no worker, an empty database."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -102,3 +103,28 @@ def test_save_stores_the_analysis_for_a_user(alice, models, settings):
     analysis = Analysis.objects.get(owner=alice)
     assert analysis.status == "done" and analysis.faces.count() >= 4
     assert analysis.upload.original_name == "multiface.jpg"
+
+
+@pytest.mark.engine
+def test_live_plays_a_video_in_real_time_and_prints_rolling_scores(model_dir, tmp_path):
+    video = shared_path("data", "videos", "ffpp", "fake", "Deepfakes_035_036.mp4")
+    done = analyze("--live", str(video), "--duration", "3", "--format", "json", model_dir=model_dir, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    times = [line["time_s"] for line in lines]
+    assert len(lines) >= 5 and times == sorted(times) and times[-1] >= 3.0
+    assert all(b - a >= 0.29 for a, b in itertools.pairwise(times))  # one score per --interval
+    scored = [line for line in lines if line["fake_probability"] is not None]
+    assert len(scored) >= 4
+    for line in scored:
+        assert 0 <= line["rolling"] <= 1 and line["verdict"] in ("fake", "real", "uncertain")
+        assert line["emotion"] in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert "frames with a face, mean P(fake)" in done.stderr
+
+
+@pytest.mark.engine
+def test_live_needs_one_readable_source(model_dir, tmp_path):
+    two = analyze("--live", "a.mp4", "b.mp4", model_dir=model_dir, tmp_path=tmp_path)
+    assert two.returncode != 0 and "one video file or camera index" in two.stderr
+    missing = analyze("--live", str(tmp_path / "nothing.mp4"), model_dir=model_dir, tmp_path=tmp_path)
+    assert missing.returncode != 0 and "no such file" in missing.stderr
