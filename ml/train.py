@@ -199,10 +199,26 @@ def safe_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else float("nan")
 
 
+def validate(model: DeepfakeModel, val: CropSet) -> tuple[float, float]:
+    """Validation ROC-AUC per frame and per file (mean of its frames)."""
+    scores, _ = predict(model, val.crops)
+    file_scores, file_labels = per_file(val, scores)
+    return safe_auc(val.labels, scores), safe_auc(file_labels, file_scores)
+
+
 def train_frame_model(
-    model: DeepfakeModel, train: CropSet, val: CropSet, config: TrainConfig, run: Path, log: Log
+    model: DeepfakeModel,
+    train: CropSet,
+    val: CropSet,
+    config: TrainConfig,
+    run: Path,
+    log: Log,
+    validate_start: bool = False,
 ) -> dict:
-    """Phases 1 and 2 with early stopping; resumes from `run/state.pt`. Returns the history."""
+    """Phases 1 and 2 with early stopping; resumes from `run/state.pt`. Returns the history.
+
+    With `validate_start` (a model initialised from another checkpoint), the starting weights
+    are validated first and count as "epoch 0": if no epoch beats them, they are kept."""
     state_path, best_path = run / "state.pt", run / "best_frame_model.pt"
     head_params = list(model.head.parameters()) + (list(model.frequency.parameters()) if model.frequency else [])
     epoch, best_auc, stale, history, saved = 0, -1.0, 0, [], None
@@ -211,6 +227,12 @@ def train_frame_model(
         epoch, best_auc, stale, history = saved["epoch"], saved["best_auc"], saved["stale"], saved["history"]
         model.load_state_dict(saved["model"])
         log(f"resuming after epoch {epoch} (best validation AUC {best_auc:.4f})")
+    if validate_start and saved is None:
+        frame_auc, file_auc = validate(model, val)
+        best_auc = file_auc if config.kind == "video" else frame_auc
+        history.append({"epoch": 0, "phase": 0, "val_frame_auc": frame_auc, "val_file_auc": file_auc})
+        torch.save(model.state_dict(), best_path)
+        log(f"epoch 0 (the starting weights): val AUC frame {frame_auc:.4f} file {file_auc:.4f}")
     rng = np.random.default_rng(config.seed + epoch)
     steps = max(1, config.samples_per_epoch // config.batch_size)
     size = model.config.input_size
@@ -245,10 +267,7 @@ def train_frame_model(
             optimizer.step()
             losses.append(loss.item())
         train_seconds = time.monotonic() - started
-        scores, _ = predict(model, val.crops)
-        frame_auc = safe_auc(val.labels, scores)
-        file_scores, file_labels = per_file(val, scores)
-        file_auc = safe_auc(file_labels, file_scores)
+        frame_auc, file_auc = validate(model, val)
         target = file_auc if config.kind == "video" else frame_auc
         epoch += 1
         record = {
@@ -478,7 +497,7 @@ def run(args: argparse.Namespace) -> Path:
         )
         log(f"initialised {copied} tensors from {args.init_from}")
     started = time.monotonic()
-    frame_report = train_frame_model(model, train, val, config, run_dir, log)
+    frame_report = train_frame_model(model, train, val, config, run_dir, log, validate_start=bool(args.init_from))
     if config.kind == "video":
         sequence_report = train_sequence_head(model, train, val, config, log)
         val_scores, val_labels = sequence_scores(model, sequence_report.pop("val_sequences"), config.sequence_length)
