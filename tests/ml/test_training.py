@@ -109,10 +109,19 @@ def test_the_image_model_trains_and_its_checkpoint_loads(tiny_images, tmp_path):
 
 
 def test_the_video_model_trains_its_sequence_head(tiny_videos, tmp_path):
+    """...starting from a photo model's trunk and frame head (`--init-from`)."""
+
+    from ml.checkpoint import Calibration, save_checkpoint
+    from ml.models import create_model
+
+    photo_model = create_model("efficientnet")
+    save_checkpoint(photo_model, tmp_path / "photo.pt", Calibration(), {"version": "test"})
     output = tmp_path / "efficientnet_lstm.pt"
     train.main(
         [
             "video",
+            "--init-from",
+            str(tmp_path / "photo.pt"),
             "--data",
             str(tiny_videos),
             "--cache",
@@ -137,7 +146,12 @@ def test_the_video_model_trains_its_sequence_head(tiny_videos, tmp_path):
     )
     checkpoint = load_checkpoint(output, expected_name="efficientnet_lstm")
     assert "best_val_video_auc" in checkpoint.provenance["validation"]
-    assert "sequence features" in (tmp_path / "run" / "train.log").read_text()
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "sequence features" in log
+    # The starting weights were validated as epoch 0 and the provenance says where they came from.
+    assert "epoch 0 (the starting weights)" in log
+    assert checkpoint.provenance["history"][0]["epoch"] == 0
+    assert checkpoint.provenance["backbone_init"].startswith("photo.pt")
 
 
 def test_metrics_match_scikit_learn_on_a_hand_made_example():
