@@ -16,9 +16,11 @@ from detector.models import Analysis
 METHOD_TEXT = (
     "Frames are sampled evenly over the whole video. Every face is found with MTCNN and "
     "cropped with a margin; a convolutional network scores each crop for signs of "
-    "manipulation, and for videos a sequence model (LSTM) reads the frames of each person in "
-    "order. The verdict comes from the most suspicious person whose face is large and steady "
-    "enough to judge. Heatmaps (Grad-CAM) show where the network's evidence lies in a face."
+    "manipulation. For videos, each person's score comes from a sequence model (LSTM) over "
+    "their frames in order, or from the mean of their frame scores when validation favoured "
+    "that for the model (the report's aggregates say which). The verdict comes from the most "
+    "suspicious person whose face is large and steady enough to judge. Heatmaps (Grad-CAM) "
+    "show where the network's evidence lies in a face."
 )
 LIMITS_TEXT = (
     "The score is a model's estimate, not proof. Models miss manipulation methods unlike those "

@@ -346,6 +346,19 @@ def sequence_scores(model: DeepfakeModel, sequences: list, length: int) -> tuple
     return np.array(scores), np.array(labels)
 
 
+def mean_scores(model: DeepfakeModel, sequences: list, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per video, the mean frame score over the same evenly spaced frames the sequence head sees."""
+    model.eval()
+    scores, labels = [], []
+    with torch.no_grad():
+        for embedded, label, _ in sequences:
+            picks = np.linspace(0, len(embedded) - 1, min(length, len(embedded))).round().astype(int)
+            probabilities = model.fake_probability(model.forward_head(embedded[picks]))
+            scores.append(float(probabilities.mean()))
+            labels.append(label)
+    return np.array(scores), np.array(labels)
+
+
 def train_sequence_head(model: DeepfakeModel, train: CropSet, val: CropSet, config: TrainConfig, log: Log) -> dict:
     rng = np.random.default_rng(config.seed + 1000)
     started = time.monotonic()
@@ -500,7 +513,20 @@ def run(args: argparse.Namespace) -> Path:
     frame_report = train_frame_model(model, train, val, config, run_dir, log, validate_start=bool(args.init_from))
     if config.kind == "video":
         sequence_report = train_sequence_head(model, train, val, config, log)
-        val_scores, val_labels = sequence_scores(model, sequence_report.pop("val_sequences"), config.sequence_length)
+        val_sequences = sequence_report.pop("val_sequences")
+        val_scores, val_labels = sequence_scores(model, val_sequences, config.sequence_length)
+        # The sequence head must earn its place: if the plain mean of frame scores separates
+        # the validation videos better, the model is shipped to aggregate by the mean.
+        mean_val, _ = mean_scores(model, val_sequences, config.sequence_length)
+        sequence_auc, mean_auc = safe_auc(val_labels, val_scores), safe_auc(val_labels, mean_val)
+        sequence_report["val_video_auc_sequence"], sequence_report["val_video_auc_mean"] = sequence_auc, mean_auc
+        if mean_auc > sequence_auc:
+            model.config.arch["aggregate"] = "mean"
+            val_scores = mean_val
+        log(
+            f"validation per-video AUC: sequence head {sequence_auc:.4f}, mean of frames {mean_auc:.4f}; "
+            f"aggregating by the {model.config.arch.get('aggregate', 'sequence')}"
+        )
     else:
         sequence_report = {}
         val_scores, _ = predict(model, val.crops)

@@ -74,7 +74,10 @@ class DeepfakeModel(nn.Module):
 
     @property
     def is_sequence_model(self) -> bool:
-        return self.config.kind == "video"
+        """Whether a person's score comes from the sequence head. A video model whose training
+        found the mean of its frame scores better on validation says so in its config
+        (`arch["aggregate"] = "mean"`) and is scored like a photo model, frame by frame."""
+        return self.config.kind == "video" and self.config.arch.get("aggregate", "sequence") == "sequence"
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -222,3 +222,10 @@ def test_mesonet_port_reproduces_the_reference_outputs(weights, expected):
         p_real = torch.sigmoid(model(batch))[:, 0].numpy()
     assert np.allclose(p_real, expected, atol=1e-3)
     assert np.allclose(model.fake_probability(model(batch)).detach().numpy(), 1 - p_real, atol=1e-6)
+
+
+def test_a_video_model_can_be_told_to_aggregate_by_the_mean():
+    assert create_model("efficientnet_lstm").is_sequence_model
+    model = create_model("efficientnet_lstm", aggregate="mean")
+    assert not model.is_sequence_model and model.config.to_dict()["arch"]["aggregate"] == "mean"
+    assert not create_model("efficientnet").is_sequence_model
