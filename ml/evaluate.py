@@ -171,6 +171,7 @@ def evaluate(model: Path, data: str, split: str, frames: int, out: Path, seed: i
                 "method": item.method,
                 "score": result.fake_probability,
                 "verdict": result.verdict,
+                "abrupt_changes": len(result.emotion_changes),
             }
         )
     seconds = time.monotonic() - started
@@ -213,6 +214,12 @@ def evaluate(model: Path, data: str, split: str, frames: int, out: Path, seed: i
             sum((r["verdict"] == "fake") == bool(r["label"]) for r in decided) / len(decided) if decided else None
         ),
         "auc_by_method": by_method,
+        # The expression cue, measured, not used: mean abrupt changes per file, by label.
+        "abrupt_expression_changes": {
+            name: float(np.mean([r["abrupt_changes"] for r in rows if r["label"] == label]))
+            for name, label in (("real", 0), ("fake", 1))
+            if any(r["label"] == label for r in rows)
+        },
         "plots": plots,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -250,6 +257,12 @@ def markdown(summary: dict, level: str) -> str:
         lines.append(
             "ROC-AUC by manipulation (real vs that method): "
             + ", ".join(f"{k} {v:.3f}" for k, v in summary["auc_by_method"].items())
+            + "."
+        )
+    if summary.get("abrupt_expression_changes"):
+        lines.append(
+            "Abrupt expression changes per file (shown beside the verdict, never part of it): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in summary["abrupt_expression_changes"].items())
             + "."
         )
     return "\n".join(lines) + "\n"
