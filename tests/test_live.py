@@ -69,6 +69,8 @@ def test_bad_frames_and_a_stopped_service_get_clear_answers(alice, live_url, set
     response = api.post("/api/v1/live/frame/", b"a text file, not a frame", content_type="image/jpeg")
     assert response.status_code == 400 and "not a JPEG or PNG" in response.json()["detail"]
     assert api.post("/api/v1/live/frame/", b"", content_type="image/jpeg").status_code == 400
+    huge = api.post("/api/v1/live/frame/", b"\xff" * (4 * 1024 * 1024 + 1), content_type="image/jpeg")
+    assert huge.status_code == 413 and "at most 4 MB" in huge.json()["detail"]
     settings.DEEPFAKE_LIVE_URL = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     response = api.post("/api/v1/live/frame/", b"\xff\xd8", content_type="image/jpeg")
     assert response.status_code == 503 and "not running" in response.json()["detail"]
