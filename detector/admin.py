@@ -86,6 +86,7 @@ class AnalysisAdmin(admin.ModelAdmin):
         "timings",
         "created_at",
         "finished_at",
+        "expressions",
     ]
     fieldsets = [
         ("Case", {"fields": ["result_link", "upload", "owner", "created_at", "finished_at"]}),
@@ -107,8 +108,16 @@ class AnalysisAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        ("Facial expressions (evidence beside the verdict, never part of it)", {"fields": ["expressions"]}),
         ("Review", {"fields": ["review_decision"]}),
     ]
+
+    @admin.display(description="expressions")
+    def expressions(self, analysis: Analysis) -> str:
+        if not analysis.emotions:
+            return "–"
+        mix = ", ".join(f"{k} {v:.0%}" for k, v in sorted(analysis.emotions.items(), key=lambda item: -item[1]))
+        return f"{mix}; {len(analysis.emotion_changes)} abrupt change(s)"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # cases come from uploads

@@ -67,6 +67,11 @@ def test_an_ffpp_video_gets_expressions_everywhere(alice, client, models, django
     api_frames = api.get(f"/api/v1/analyses/{analysis.pk}/frames/").json()
     assert all(face["emotion"] in EMOTIONS for frame in api_frames for face in frame["faces"])
 
+    alice.is_staff = alice.is_superuser = True
+    alice.save()
+    admin_page = client.get(f"/admin/detector/analysis/{analysis.pk}/change/").content.decode()
+    assert "Facial expressions" in admin_page and "abrupt change(s)" in admin_page
+
 
 def test_turning_expressions_off_removes_them_and_keeps_the_verdict(
     alice, models, settings, django_capture_on_commit_callbacks
