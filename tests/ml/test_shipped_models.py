@@ -42,8 +42,8 @@ def test_a_shipped_checkpoint_loads_with_its_provenance(name, kind):
 CASES = [
     ("efficientnet", ("data", "images", "lfw_faceswap", "test", "real", "real_0.jpg"), "real"),
     ("efficientnet", ("data", "images", "lfw_faceswap", "test", "fake", "fake_0.jpg"), "fake"),
-    ("efficientnet_lstm", ("data", "videos", "ffpp", "real", "033.mp4"), "real"),
-    ("efficientnet_lstm", ("data", "videos", "ffpp", "fake", "Deepfakes_033_097.mp4"), "fake"),
+    ("efficientnet_lstm", ("data", "videos", "ffpp", "real", "210.mp4"), "real"),
+    ("efficientnet_lstm", ("data", "videos", "ffpp", "fake", "Deepfakes_210_241.mp4"), "fake"),
 ]
 
 
