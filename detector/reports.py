@@ -478,7 +478,9 @@ def as_pdf(data: ReportData) -> bytes:
             cells.append(
                 (
                     _image(frame.thumbnail, width / 4 - 2 * mm, Image),
-                    Paragraph(f"{frame.timestamp_s:.1f} s · {label}", small),
+                    Paragraph(
+                        f"{frame.timestamp_s:.1f} s · {label}" + (f" · {frame.emotion}" if frame.emotion else ""), small
+                    ),
                 )
             )
         grid = []
@@ -493,7 +495,7 @@ def as_pdf(data: ReportData) -> bytes:
         for face in faces[:6]:
             caption = Paragraph(
                 f"{face.fake_probability:.0%} · frame {face.frame_index} "
-                f"({face.timestamp_s:.1f} s) · person {face.track_id}",
+                f"({face.timestamp_s:.1f} s) · person {face.track_id}" + (f" · {face.emotion}" if face.emotion else ""),
                 small,
             )
             rows.append([_image(face.crop, 28 * mm, Image), _image(face.heatmap, 28 * mm, Image), caption])
