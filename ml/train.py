@@ -334,27 +334,21 @@ def video_embeddings(model: DeepfakeModel, data: CropSet, views: int, sbi_views:
     return sequences
 
 
-def sequence_scores(model: DeepfakeModel, sequences: list, length: int) -> tuple[np.ndarray, np.ndarray]:
+def video_scores(
+    model: DeepfakeModel, sequences: list, length: int, aggregate: str = "sequence"
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(fake) and label per video from `length` evenly spaced frames: the sequence head's
+    output, or (`aggregate="mean"`) the mean of the frame head's scores."""
     model.eval()
     scores, labels = [], []
     with torch.no_grad():
         for embedded, label, _ in sequences:
-            picks = np.linspace(0, len(embedded) - 1, min(length, len(embedded))).round().astype(int)
-            logits = model.forward_sequence(embedded[picks].unsqueeze(0))
-            scores.append(float(model.fake_probability(logits)[0]))
-            labels.append(label)
-    return np.array(scores), np.array(labels)
-
-
-def mean_scores(model: DeepfakeModel, sequences: list, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per video, the mean frame score over the same evenly spaced frames the sequence head sees."""
-    model.eval()
-    scores, labels = [], []
-    with torch.no_grad():
-        for embedded, label, _ in sequences:
-            picks = np.linspace(0, len(embedded) - 1, min(length, len(embedded))).round().astype(int)
-            probabilities = model.fake_probability(model.forward_head(embedded[picks]))
-            scores.append(float(probabilities.mean()))
+            picks = embedded[np.linspace(0, len(embedded) - 1, min(length, len(embedded))).round().astype(int)]
+            if aggregate == "mean":
+                score = model.fake_probability(model.forward_head(picks)).mean()
+            else:
+                score = model.fake_probability(model.forward_sequence(picks.unsqueeze(0)))[0]
+            scores.append(float(score))
             labels.append(label)
     return np.array(scores), np.array(labels)
 
@@ -396,7 +390,7 @@ def train_sequence_head(model: DeepfakeModel, train: CropSet, val: CropSet, conf
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        scores, labels = sequence_scores(model, val_sequences, config.sequence_length)
+        scores, labels = video_scores(model, val_sequences, config.sequence_length)
         auc = safe_auc(labels, scores)
         if auc > best_auc + 1e-6 or (math.isnan(auc) and best_state is None):
             best_auc, stale = (auc if not math.isnan(auc) else best_auc), 0
@@ -514,10 +508,10 @@ def run(args: argparse.Namespace) -> Path:
     if config.kind == "video":
         sequence_report = train_sequence_head(model, train, val, config, log)
         val_sequences = sequence_report.pop("val_sequences")
-        val_scores, val_labels = sequence_scores(model, val_sequences, config.sequence_length)
+        val_scores, val_labels = video_scores(model, val_sequences, config.sequence_length)
         # The sequence head must earn its place: if the plain mean of frame scores separates
         # the validation videos better, the model is shipped to aggregate by the mean.
-        mean_val, _ = mean_scores(model, val_sequences, config.sequence_length)
+        mean_val, _ = video_scores(model, val_sequences, config.sequence_length, "mean")
         sequence_auc, mean_auc = safe_auc(val_labels, val_scores), safe_auc(val_labels, mean_val)
         sequence_report["val_video_auc_sequence"], sequence_report["val_video_auc_mean"] = sequence_auc, mean_auc
         if mean_auc > sequence_auc:
