@@ -222,6 +222,18 @@ def test_the_live_camera_scores_a_fake_camera_and_records_an_analysis(service, c
     assert painted > 100
     shoot(page, "live-desktop")
 
+    # On a phone the page stacks: nothing is wider than the screen.
+    phone = camera_browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    phone.grant_permissions(["camera"], origin=base)
+    small = phone.new_page()
+    sign_in(small, base)
+    small.goto(f"{base}/live/")
+    small.click("#live-start")
+    small.wait_for_function("Number(document.getElementById('live').dataset.frames || 0) >= 2", timeout=30_000)
+    assert small.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shoot(small, "live-phone")
+    phone.close()
+
     # Record: the clip becomes an ordinary analysis, and the page goes to it.
     page.click("#live-record")
     page.wait_for_timeout(2500)
