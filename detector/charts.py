@@ -7,6 +7,8 @@ import io
 
 import numpy as np
 
+from ml.results import EMOTIONS, top_emotion  # torch-free: safe in the web process
+
 FAKE, REAL, MUTED = "#d9534f", "#3c9d5d", "#8a93a0"
 
 
@@ -78,10 +80,6 @@ def histogram(scores: list[float], threshold: float, fmt: str = "svg") -> bytes:
     return _render(fig, fmt)
 
 
-# The order of `ml.models.emotion.EMOTIONS` (not imported: the web process never loads the engine).
-EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-
-
 def emotion_timeline(
     times: list[float],
     emotions: list[dict[str, float] | None],
@@ -96,7 +94,7 @@ def emotion_timeline(
     points = [(t, e) for t, e in zip(times, emotions, strict=True) if e]
     if points:
         xs = [t for t, _ in points]
-        rows = [EMOTIONS.index(max(e, key=e.__getitem__)) for _, e in points]
+        rows = [EMOTIONS.index(top_emotion(e)) for _, e in points]
         sure = [max(e.values()) for _, e in points]
         ax.plot(xs, rows, color=MUTED, linewidth=0.8, alpha=0.6)
         ax.scatter(xs, rows, s=22, c="#8e6bbf", alpha=[0.3 + 0.7 * p for p in sure], zorder=3)

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from detector import charts
 from detector.models import Analysis
+from ml.results import EMOTIONS, speaking_face
 
 METHOD_TEXT = (
     "Frames are sampled evenly over the whole video. Every face is found with MTCNN and "
@@ -65,6 +66,10 @@ class ReportData:
     people: list[dict]
     frames: list[FrameRow]
     reviews: list[dict] = field(default_factory=list)
+
+    def frame_face(self, frame: FrameRow) -> FaceRow | None:
+        """The face behind a frame's score and expression (the rule of `ml.results`)."""
+        return speaking_face(frame.faces, {p["track_id"] for p in self.people if p["counted_in_verdict"]})
 
     def faces_by_suspicion(self) -> list[FaceRow]:
         """Faces of counted people first, then by score."""
@@ -330,7 +335,7 @@ CSV_COLUMNS = [
     "box_x2",
     "box_y2",
     "emotion",
-    *(f"p_{name}" for name in charts.EMOTIONS),
+    *(f"p_{name}" for name in EMOTIONS),
 ]
 
 
@@ -350,7 +355,7 @@ def as_csv(data: ReportData) -> str:
                     int(face.interpolated),
                     *face.box,
                     face.emotion,
-                    *(f"{face.emotions[name]:.4f}" if face.emotions else "" for name in charts.EMOTIONS),
+                    *(f"{face.emotions[name]:.4f}" if face.emotions else "" for name in EMOTIONS),
                 ]
             )
     return buffer.getvalue()
@@ -445,7 +450,7 @@ def as_pdf(data: ReportData) -> bytes:
         if f["media_type"] == "video":
             png = charts.emotion_timeline(
                 [fr.timestamp_s for fr in data.frames],
-                [_speaker_emotions(fr) for fr in data.frames],
+                [(face.emotions or None) if (face := data.frame_face(fr)) else None for fr in data.frames],
                 s["emotion_changes"],
                 fmt="png",
             )
@@ -561,14 +566,6 @@ def download(analysis: Analysis, fmt: str) -> HttpResponse:
         raise Http404("no such report format")
     response["Content-Disposition"] = f'attachment; filename="deepfake-report-{analysis.pk.hex[:8]}.{fmt}"'
     return response
-
-
-def _speaker_emotions(frame: FrameRow) -> dict[str, float] | None:
-    """The expression distribution of the face that speaks for a frame (the most suspicious)."""
-    if frame.fake_probability is None:
-        return None
-    face = next((f for f in frame.faces if f.fake_probability == frame.fake_probability), None)
-    return face.emotions if face and face.emotions else None
 
 
 def _image(path: Path | None, size: float, image_class):

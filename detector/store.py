@@ -41,9 +41,9 @@ def store_result(analysis: Analysis, result) -> None:
     shutil.rmtree(absolute_dir, ignore_errors=True)  # a retried job starts clean
     try:
         frame_rows, face_rows = [], []
-        for frame in result.frames:
+        speakers = [result.frame_face(frame) for frame in result.frames]
+        for frame, speaker in zip(result.frames, speakers, strict=True):
             thumbnail = ""
-            speaker = result.frame_face(frame)
             if frame.thumbnail is not None:
                 thumbnail = _write_jpeg(f"{result_dir}/frame_{frame.index:06d}.jpg", frame.thumbnail, 80)
             frame_rows.append(
@@ -93,7 +93,7 @@ def store_result(analysis: Analysis, result) -> None:
                 if result.emotions:
                     emotion_svg = charts.emotion_timeline(
                         [f.timestamp_s for f in result.frames],
-                        [face.emotions if (face := result.frame_face(f)) else None for f in result.frames],
+                        [speaker.emotions if speaker else None for speaker in speakers],
                         changes,
                     ).decode()
             histogram_svg = charts.histogram(

@@ -4,7 +4,7 @@ Import what you need from its modules; this package imports nothing heavy, so th
 process can use the typed results (`ml.results`) and errors (`ml.errors`) without torch:
 
     from ml.inference import Detector
-    detector = Detector.from_checkpoint("ml/weights/efficientnet_lstm.pt")
+    detector = Detector.load("ml/weights/efficientnet_lstm.pt")
     result = detector.analyze_video("clip.mp4", frames=32)
 """
 

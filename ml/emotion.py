@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from ml.faces import Detection, crop_face
-from ml.models.emotion import EMOTIONS, INPUT_SIZE, MiniXception, load_emotion_model
-from ml.results import EmotionChange
+from ml.models.emotion import INPUT_SIZE, MiniXception, load_emotion_model
+from ml.results import EMOTIONS, EmotionChange, top_emotion
 
 EMOTION_MARGIN = 0.1
 # An abrupt change: the top expression differs between adjacent analysed faces of one person,
@@ -58,10 +58,6 @@ class EmotionRecognizer:
 
 def as_dict(probabilities: np.ndarray) -> dict[str, float]:
     return {name: float(p) for name, p in zip(EMOTIONS, probabilities, strict=True)}
-
-
-def top_emotion(distribution: dict[str, float]) -> str:
-    return max(distribution, key=distribution.__getitem__)
 
 
 def distribution(distributions: Sequence[dict[str, float]]) -> dict[str, float]:

@@ -323,9 +323,10 @@ class Detector:
         if not any(track.counted for track in tracks):
             max(tracks, key=lambda t: (t.faces, t.median_face_size)).counted = True
         decisive = max((t for t in tracks if t.counted), key=lambda t: t.fake_probability)
-        counted_ids = {t.track_id for t in tracks if t.counted}
-        frame_scores = _frame_scores(result.frames, counted_ids)
         result.tracks = tracks
+        frame_scores = np.asarray(
+            [s for frame in result.frames if (s := result.frame_score(frame)) is not None], np.float32
+        )
         result.fake_probability = decisive.fake_probability
         result.verdict = self.calibration.verdict(decisive.fake_probability)
         result.confidence = _confidence(decisive.fake_probability, self.calibration.threshold)
@@ -338,16 +339,6 @@ class Detector:
             if len(frame_scores) >= 3
             else float(np.max(frame_scores)),
         )
-
-
-def _frame_scores(frames: Sequence[FrameResult], track_ids: set[int]) -> np.ndarray:
-    """Per frame, the most suspicious counted face (frames without one are skipped)."""
-    scores = []
-    for frame in frames:
-        values = [face.fake_probability for face in frame.faces if face.track_id in track_ids]
-        if values:
-            scores.append(max(values))
-    return np.asarray(scores, np.float32)
 
 
 def _confidence(probability: float, threshold: float) -> float:

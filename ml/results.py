@@ -8,6 +8,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 VERDICTS = ("fake", "real", "uncertain", "no_face")
+# The expression model's classes, in the order of its outputs (FER2013's).
+EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def top_emotion(distribution: dict[str, float]) -> str:
+    """The most likely expression of a distribution."""
+    return max(distribution, key=distribution.__getitem__)
+
+
+def speaking_face(faces, counted_track_ids: set[int]):
+    """Of one frame's faces (anything with `track_id` and `fake_probability`), the most
+    suspicious among the counted people, or None. Engine results, stored rows and reports
+    all pick a frame's face, score and expression by this one rule."""
+    return max((f for f in faces if f.track_id in counted_track_ids), key=lambda f: f.fake_probability, default=None)
 
 
 @dataclass
@@ -56,7 +70,7 @@ class FaceResult:
     @property
     def emotion(self) -> str | None:
         """The most likely expression, or None when expressions were not recognised."""
-        return max(self.emotions, key=self.emotions.__getitem__) if self.emotions else None
+        return top_emotion(self.emotions) if self.emotions else None
 
     def to_dict(self) -> dict:
         return {
@@ -185,7 +199,7 @@ class AnalysisResult:
         """The face that speaks for a frame: its most suspicious face among the people the
         verdict counts (None when it has none)."""
         counted = {track.track_id for track in self.tracks if track.counted}
-        return max((f for f in frame.faces if f.track_id in counted), key=lambda f: f.fake_probability, default=None)
+        return speaking_face(frame.faces, counted)
 
     def frame_score(self, frame: FrameResult) -> float | None:
         face = self.frame_face(frame)

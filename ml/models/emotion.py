@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+from ml.results import EMOTIONS
+
 INPUT_SIZE = 64
 BN_EPS = 1e-3
 

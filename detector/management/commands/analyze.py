@@ -159,14 +159,14 @@ class Command(BaseCommand):
                 {
                     "index": f["index"],
                     "timestamp_s": f["timestamp_s"],
-                    "fake_probability": None if (p := result.frame_score(frame)) is None else round(p, 4),
-                    "emotion": speaker.emotion if (speaker := result.frame_face(frame)) else None,
+                    "fake_probability": round(speaker.fake_probability, 4) if speaker else None,
+                    "emotion": speaker.emotion if speaker else None,
                     "faces": [
                         {k: face[k] for k in ("track_id", "box", "fake_probability", "detector_confidence", "emotion")}
                         for face in f["faces"]
                     ],
                 }
-                for f, frame in zip(data["frames"], result.frames, strict=True)
+                for f, speaker in zip(data["frames"], map(result.frame_face, result.frames), strict=True)
             ],
             emotions=data["emotions"],
             emotion_changes=data["emotion_changes"],
