@@ -353,6 +353,52 @@ def video_scores(
     return np.array(scores), np.array(labels)
 
 
+def sequence_parameters(model: DeepfakeModel) -> list[torch.nn.Parameter]:
+    return list(model.lstm.parameters()) + list(model.sequence_head.parameters())
+
+
+def reset_sequence_head(model: DeepfakeModel) -> None:
+    """Fresh random weights for the LSTM and its head (the trunk and frame head are kept)."""
+    model.lstm.reset_parameters()
+    model.sequence_head.reset_parameters()
+
+
+def sequence_epoch(model: DeepfakeModel, sequences: list, optimizer, length: int, rng: np.random.Generator) -> float:
+    """One pass over the training sequences, `length` random frames (in time order) of each,
+    batches of 16, fakes and reals weighted to count equally. Returns the mean loss."""
+    positives = sum(label for _, label, _ in sequences)
+    pos_weight = torch.tensor((len(sequences) - positives) / max(1, positives))
+    model.eval()
+    model.lstm.train()
+    model.dropout.train()
+    order = rng.permutation(len(sequences))
+    losses = []
+    for start in range(0, len(order), 16):
+        batch, labels = [], []
+        for k in order[start : start + 16]:
+            embedded, label, _ = sequences[k]
+            n = len(embedded)
+            picks = np.sort(rng.choice(n, size=min(n, length), replace=False))
+            batch.append(embedded[picks])
+            labels.append(label)
+        shortest = min(len(b) for b in batch)
+        x = torch.stack([b[:shortest] for b in batch])
+        logits = model.forward_sequence(x)[:, 0]
+        loss = F.binary_cross_entropy_with_logits(
+            logits, torch.tensor(labels, dtype=torch.float32), pos_weight=pos_weight
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    return float(np.mean(losses))
+
+
+def sequence_optimizer(model: DeepfakeModel) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(sequence_parameters(model), lr=1e-3, weight_decay=1e-3)
+
+
 def train_sequence_head(model: DeepfakeModel, train: CropSet, val: CropSet, config: TrainConfig, log: Log) -> dict:
     rng = np.random.default_rng(config.seed + 1000)
     started = time.monotonic()
@@ -360,36 +406,10 @@ def train_sequence_head(model: DeepfakeModel, train: CropSet, val: CropSet, conf
     val_sequences = video_embeddings(model, val, 0, 0, rng)
     seconds = time.monotonic() - started
     log(f"sequence features: {len(train_sequences)} train, {len(val_sequences)} val videos in {seconds:.0f} s")
-    parameters = list(model.lstm.parameters()) + list(model.sequence_head.parameters())
-    optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=1e-3)
+    optimizer = sequence_optimizer(model)
     best_auc, best_state, stale = -1.0, None, 0
-    positives = sum(label for _, label, _ in train_sequences)
-    pos_weight = torch.tensor((len(train_sequences) - positives) / max(1, positives))
     for epoch in range(config.sequence_epochs):
-        model.eval()
-        model.lstm.train()
-        model.dropout.train()
-        order = rng.permutation(len(train_sequences))
-        losses = []
-        for start in range(0, len(order), 16):
-            batch, labels = [], []
-            for k in order[start : start + 16]:
-                embedded, label, _ = train_sequences[k]
-                n = len(embedded)
-                count = min(n, config.sequence_length)
-                picks = np.sort(rng.choice(n, size=count, replace=False))
-                batch.append(embedded[picks])
-                labels.append(label)
-            length = min(len(b) for b in batch)
-            x = torch.stack([b[:length] for b in batch])
-            logits = model.forward_sequence(x)[:, 0]
-            loss = F.binary_cross_entropy_with_logits(
-                logits, torch.tensor(labels, dtype=torch.float32), pos_weight=pos_weight
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+        loss = sequence_epoch(model, train_sequences, optimizer, config.sequence_length, rng)
         scores, labels = video_scores(model, val_sequences, config.sequence_length)
         auc = safe_auc(labels, scores)
         if auc > best_auc + 1e-6 or (math.isnan(auc) and best_state is None):
@@ -401,7 +421,7 @@ def train_sequence_head(model: DeepfakeModel, train: CropSet, val: CropSet, conf
             stale += 1
         if epoch % 5 == 4 or stale == 0:
             mark = " *best" if stale == 0 else ""
-            log(f"sequence epoch {epoch + 1}: loss {np.mean(losses):.4f}, val video AUC {auc:.4f}{mark}")
+            log(f"sequence epoch {epoch + 1}: loss {loss:.4f}, val video AUC {auc:.4f}{mark}")
         if stale >= 8:
             break
     if best_state:

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,6 +107,8 @@ def test_the_image_model_trains_and_its_checkpoint_loads(tiny_images, tmp_path):
     for plot in ("photo_roc.png", "photo_pr.png", "photo_confusion.png", "photo_histogram.png"):
         assert (tmp_path / "eval" / plot).stat().st_size > 1000
     assert "| per photo |" in (tmp_path / "eval" / "summary.md").read_text()
+    low, high = written["per_photo"]["roc_auc_interval"]
+    assert low <= written["per_photo"]["roc_auc"] <= high
 
 
 def test_the_video_model_trains_its_sequence_head(tiny_videos, tmp_path):
@@ -167,6 +170,19 @@ def test_metrics_match_scikit_learn_on_a_hand_made_example():
     assert 0 < m.average_precision <= 1
 
 
+def test_the_auc_interval_is_a_stratified_bootstrap():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.35, 0.8, 0.3, 0.6, 0.7, 0.9])
+    low, high = evaluate.auc_interval(labels, scores)
+    assert low < 12 / 16 < high and (low, high) == evaluate.auc_interval(labels, scores)
+    # Ten times as many files with the same scores: a narrower interval around the same AUC.
+    many_low, many_high = evaluate.auc_interval(np.repeat(labels, 10), np.repeat(scores, 10))
+    assert low < many_low < 12 / 16 < many_high < high
+    # Perfect separation stays perfect in every resample; ties count half, as in scikit-learn.
+    assert evaluate.auc_interval(labels, labels + 0.1) == (1.0, 1.0)
+    assert evaluate.auc_interval(labels, np.full(8, 0.5)) == (0.5, 0.5)
+
+
 def test_calibration_is_chosen_from_validation_scores():
     labels = np.array([0] * 50 + [1] * 50)
     rng = np.random.default_rng(0)
@@ -177,3 +193,44 @@ def test_calibration_is_chosen_from_validation_scores():
     # Outside the band, validation decisions are at least 95 % right on each side.
     assert labels[scores >= calibration.uncertain_high].mean() >= 0.95
     assert 1 - labels[scores < calibration.uncertain_low].mean() >= 0.95
+
+
+def test_cross_validation_folds_keep_each_group_whole():
+    from ml.crossval import assign_folds
+    from ml.datasets import MediaItem, connected_groups, ids_for
+
+    names = ["real/033.mp4", "real/097.mp4", "fake/Deepfakes_033_097.mp4", "real/035.mp4", "real/036.mp4"]
+    names += ["fake/Face2Face_035_036.mp4", "real/040.mp4", "real/041.mp4", "fake/FaceSwap_041_040.mp4"]
+    names += ["real/050.mp4", "real/051.mp4", "real/052.mp4"]
+    items = []
+    for name in names:
+        ids, method = ids_for(Path(name))
+        items.append(MediaItem(name, int(name.startswith("fake")), "video", ids, method=method))
+    groups = connected_groups(items)
+    folds = assign_folds(groups, 3, seed=0)
+    for group in set(groups):
+        assert len({f for f, g in zip(folds, groups, strict=True) if g == group}) == 1
+    # Three groups of three and three single videos: dealt to the smallest fold, 4 each.
+    assert sorted(np.bincount(folds).tolist()) == [4, 4, 4]
+    assert (assign_folds(groups, 3, seed=0) == folds).all()
+
+
+def test_cross_validation_scores_every_pooled_video_once(tiny_videos, tmp_path):
+    from ml.checkpoint import Calibration, save_checkpoint
+    from ml.crossval import main as crossval
+    from ml.datasets import discover, grouped_split
+    from ml.models import create_model
+
+    save_checkpoint(create_model("efficientnet_lstm"), tmp_path / "video.pt", Calibration(), {"version": "test"})
+    out = tmp_path / "cv.json"
+    model, data, cache = str(tmp_path / "video.pt"), str(tiny_videos), str(tmp_path / "cache")
+    options = f"--folds 2 --sequence-epochs 1 --views 0 --frames 10 --out {out}"  # tmp_path has no spaces
+    crossval(["--model", model, "--data", data, "--cache", cache, *options.split()])
+    summary = json.loads(out.read_text())
+    items = discover(str(tiny_videos))
+    grouped_split(items, seed=0)
+    pooled = [item for item in items if item.split in ("train", "val")]
+    # The test split stays out; every train and validation video is held out in exactly one fold.
+    assert summary["videos"] == len(pooled) == sum(f["videos"] for f in summary["per_fold"])
+    assert summary["fake"] == sum(item.label for item in pooled)
+    assert set(summary) >= {"sequence", "mean"} and len(summary["sequence"]["roc_auc_interval"]) == 2

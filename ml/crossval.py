@@ -1,0 +1,175 @@
+"""Estimate a video model's per-video ROC-AUC by grouped k-fold cross-validation.
+
+    python -m ml.crossval --model ml/weights/efficientnet_lstm.pt --data ../shared/data/videos/ffpp \
+        --cache ~/.cache/deepfake-forensics/crops/ffpp --folds 5 --out docs/evaluation/efficientnet_lstm/crossval.json
+
+Why: a test split of twenty videos gives an AUC that one pair of videos moves by a percent or
+more. This pools the train and validation videos of `ml.train`'s split (never the test
+split), deals their connected groups (a fake and the real videos it was made from) into
+folds, and for each fold trains a fresh sequence head on the other folds, exactly as
+`ml.train` does, then scores the held-out videos. Every pooled video is scored once by a head
+that never saw it or anyone in it, so the estimate rests on all of them.
+
+What it measures: the sequence stage (and, for comparison, the mean of frame scores) on top
+of the checkpoint's trunk, which is kept fixed. The estimate is honest only if that trunk
+never trained on these videos: true of a trunk taken from the photo model (`--init-from`
+with the frame model's fine-tuning rejected, as its provenance history shows), not of one
+fine-tuned on this data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ml.checkpoint import load_checkpoint
+from ml.datasets import cache_faces, connected_groups, discover, grouped_split, read_index
+from ml.evaluate import auc_interval
+from ml.train import (
+    load_split,
+    reset_sequence_head,
+    safe_auc,
+    sequence_epoch,
+    sequence_optimizer,
+    video_embeddings,
+    video_scores,
+)
+
+
+def assign_folds(groups: list[int], folds: int, seed: int) -> np.ndarray:
+    """A fold per item, keeping each group whole: groups in a seeded shuffle, largest first,
+    each to the fold with fewest items so far (so the folds come out nearly equal)."""
+    sizes = {group: groups.count(group) for group in set(groups)}
+    order = sorted(sizes)
+    np.random.default_rng(seed).shuffle(order)
+    order.sort(key=lambda group: -sizes[group])  # stable: the shuffle breaks ties
+    totals = np.zeros(folds, int)
+    fold_of_group = {}
+    for group in order:
+        fold = int(np.argmin(totals))
+        fold_of_group[group] = fold
+        totals[fold] += sizes[group]
+    return np.array([fold_of_group[g] for g in groups])
+
+
+def cross_validate(
+    model_path: Path,
+    data: str,
+    cache: str,
+    folds: int = 5,
+    epochs: int = 12,
+    length: int = 32,
+    views: int = 2,
+    seed: int = 0,
+    frames: int = 64,
+) -> dict:
+    items = discover(data)
+    grouped_split(items, seed=seed)
+    pooled = [item for item in items if item.split in ("train", "val")]
+    cache_faces(pooled, cache, frames=frames)
+    group_of = dict(zip([item.key for item in pooled], connected_groups(pooled), strict=True))
+    keys = set(group_of)
+    entries = [dict(e, split="pool") for e in read_index(cache) if e["key"] in keys]
+    videos = load_split(Path(cache), entries, "pool")
+    method_of = {item.key: item.method for item in pooled}
+
+    model = load_checkpoint(model_path).model.float().eval()
+    rng = np.random.default_rng(seed + 1000)
+    print(f"embedding {len(videos.files)} videos ({views} augmented views, 2 SBI views per real)", file=sys.stderr)
+    sequences = video_embeddings(model, videos, views, 2, rng)
+    # video_embeddings yields each video's clean view first; only clean views are scored.
+    clean = {}
+    for k, (_, _, owner) in enumerate(sequences):
+        clean.setdefault(owner, k)
+    fold_of = assign_folds([group_of[f["key"]] for f in videos.files], folds, seed)
+
+    labels = np.array([f["label"] for f in videos.files])
+    scores = {"sequence": np.zeros(len(labels)), "mean": np.zeros(len(labels))}
+    per_fold = []
+    for fold in range(folds):
+        training = [s for s in sequences if fold_of[s[2]] != fold]
+        held = sorted(o for o in clean if fold_of[o] == fold)
+        torch.manual_seed(seed + fold)
+        reset_sequence_head(model)
+        optimizer = sequence_optimizer(model)
+        for _ in range(epochs):
+            sequence_epoch(model, training, optimizer, length, rng)
+        held_sequences = [sequences[clean[o]] for o in held]
+        record = {"fold": fold, "videos": len(held), "fake": int(labels[held].sum())}
+        for aggregate in scores:
+            fold_scores, _ = video_scores(model, held_sequences, length, aggregate)
+            scores[aggregate][held] = fold_scores
+            record[aggregate] = safe_auc(labels[held], fold_scores)
+        per_fold.append(record)
+        print(f"fold {fold + 1}/{folds}: {record}", file=sys.stderr)
+
+    methods = sorted({m for m in method_of.values() if m})
+    summary = {
+        "model": str(model_path),
+        "data": data,
+        "videos": len(labels),
+        "fake": int(labels.sum()),
+        "folds": folds,
+        "sequence_epochs": epochs,
+        "frames_per_video": length,
+        "per_fold": per_fold,
+    }
+    for aggregate, values in scores.items():
+        method = np.array([method_of[f["key"]] for f in videos.files])
+        summary[aggregate] = {
+            "roc_auc": safe_auc(labels, values),
+            "roc_auc_interval": auc_interval(labels, values),
+            "by_method": {
+                m: safe_auc(labels[(method == m) | (labels == 0)], values[(method == m) | (labels == 0)])
+                for m in methods
+            },
+        }
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml.crossval", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="a video checkpoint; its trunk is kept fixed")
+    parser.add_argument("--data", required=True, help="real/ + fake/ root or manifest (its train + val splits)")
+    parser.add_argument("--cache", required=True, help="face-crop cache directory, as for ml.train")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--sequence-epochs", type=int, default=12, help="epochs per fold (no early stopping)")
+    parser.add_argument("--length", type=int, default=32, help="frames per video, as at inference")
+    parser.add_argument("--views", type=int, default=2, help="augmented views per training video")
+    parser.add_argument("--seed", type=int, default=0, help="the split seed of ml.train, and of the folds")
+    parser.add_argument("--frames", type=int, default=64, help="frames cached per video, as for ml.train")
+    parser.add_argument("--out", type=Path, help="also write the summary here as JSON")
+    args = parser.parse_args(argv)
+    summary = cross_validate(
+        args.model,
+        args.data,
+        args.cache,
+        args.folds,
+        args.sequence_epochs,
+        args.length,
+        args.views,
+        args.seed,
+        args.frames,
+    )
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(summary, indent=2))
+    print(
+        f"{summary['videos']} videos ({summary['fake']} fake) of the train + validation splits, "
+        f"{summary['folds']} grouped folds:"
+    )
+    for aggregate in ("sequence", "mean"):
+        result = summary[aggregate]
+        low, high = result["roc_auc_interval"]
+        by_method = ", ".join(f"{m} {v:.3f}" for m, v in result["by_method"].items())
+        print(f"  {aggregate:8s} per-video ROC-AUC {result['roc_auc']:.3f} (95 % CI {low:.2f}–{high:.2f}); {by_method}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
