@@ -14,8 +14,6 @@ from django.conf import settings
 # The service answers in ~0.1-0.3 s; a queue of frames behind a busy CPU should fail fast
 # (the page simply sends the next frame) rather than pile up.
 TIMEOUT_S = 5.0
-# Larger bodies are refused before they are read (the service refuses them too).
-MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 
 class LiveUnavailable(Exception):

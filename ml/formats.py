@@ -1,5 +1,10 @@
-"""Container signatures, told from a file's first bytes. Pure Python: the web process uses
-it to refuse files before queueing them, without importing OpenCV or torch."""
+"""Container signatures, told from a file's first bytes, and the live frame limit. Pure
+Python: the web process uses it to refuse input before it reaches the engine, without
+importing OpenCV or torch."""
+
+# The largest camera frame the live service scores (a 640-px JPEG is ~50 kB); the web API
+# refuses larger bodies unread, with the same figure.
+MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 # (offset, signature) of containers OpenCV/FFmpeg decode video from.
 VIDEO_SIGNATURES = [

@@ -31,11 +31,11 @@ import cv2
 import numpy as np
 import torch
 
+from ml.formats import MAX_FRAME_BYTES
 from ml.inference import Detector, get_detector, shared_emotion_recognizer
 
 log = logging.getLogger(__name__)
 
-MAX_FRAME_BYTES = 4 * 1024 * 1024
 # Frames are scored at most this wide: enough for MTCNN to find a face across a room, and the
 # box is mapped back to the frame's own size.
 MAX_WIDTH = 1280

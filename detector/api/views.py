@@ -27,6 +27,7 @@ from detector.media import media_response
 from detector.models import Analysis, FaceResult, FrameResult
 from detector.views import visible_analyses
 from detector.webhooks import user_secret
+from ml.formats import MAX_FRAME_BYTES
 
 ORDERINGS = {
     "created_at",
@@ -230,9 +231,9 @@ def live_frame(request: Request) -> Response:
     """Score one camera frame (the request body: a JPEG or PNG) with the image model. Answers
     the faces in it, largest first, each with its box, P(fake), verdict and expression. The
     frame is not stored. 503 when the live scoring service is not running."""
-    if int(request.META.get("CONTENT_LENGTH") or 0) > live.MAX_FRAME_BYTES:
+    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_FRAME_BYTES:
         return Response(
-            {"detail": f"A frame is at most {live.MAX_FRAME_BYTES // 1024 // 1024} MB."},
+            {"detail": f"A frame is at most {MAX_FRAME_BYTES // 1024 // 1024} MB."},
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     try:

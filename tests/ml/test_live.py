@@ -93,15 +93,29 @@ def test_play_scores_a_video_every_interval(scorer):
 
 
 def test_play_in_real_time_skips_what_it_could_not_keep_up_with(scorer):
+    durations = []
+
+    class TimedScorer:
+        def score(self, rgb):
+            began = time.monotonic()
+            try:
+                return scorer.score(rgb)
+            finally:
+                durations.append(time.monotonic() - began)
+
     started = time.monotonic()
-    positions = []
-    for position, _ in play(str(shared_path(*VIDEO)), scorer, 0.1):
-        positions.append(position)
+    lags = []
+    for position, _ in play(str(shared_path(*VIDEO)), TimedScorer(), 0.1):
+        lags.append(time.monotonic() - started - position)
         if position >= 2.0:
             break
-    elapsed = time.monotonic() - started
-    assert elapsed >= 1.9  # it waits for playback to reach each frame
-    assert elapsed < 2.0 + 1.5  # and never falls far behind it
+    assert time.monotonic() - started >= 1.9  # it waits for playback to reach each frame
+    # Each answer is about the frame playing when its scoring began: behind by one scoring
+    # (plus decoding), however slow the machine, never by a growing queue of frames.
+    assert max(lags) < max(durations) + 0.5, (lags, durations)
+    # Where scoring is slower than the 0.1 s interval, frames were skipped, not queued.
+    if min(durations) > 0.1:
+        assert len(lags) < 2.0 / 0.1
 
 
 def test_rolling_score_is_the_mean_of_the_last_frames_with_a_face():
