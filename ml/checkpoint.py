@@ -15,7 +15,9 @@ is wrong, for a missing file, a corrupt one, or one that does not fit its archit
 
 Beside each checkpoint `NAME.pt`, `save_checkpoint` writes `NAME.json`: the same config,
 calibration and provenance without the weights, so that programs without torch (the web
-process) can list the installed models and their metrics.
+process) can list the installed models and their metrics. Measurements made after training
+(`ml.evaluate --record`, `ml.crossval --record`) are added to the card's `evaluation`, under
+the sha256 of the weights they measured.
 """
 
 from __future__ import annotations
@@ -149,6 +151,19 @@ def load_checkpoint(path: str | Path, expected_name: str | None = None, device: 
         path=path,
         sha256=_sha256(path),
     )
+
+
+def record_evaluation(path: str | Path, name: str, result: dict) -> Path:
+    """Store a measurement of these exact weights (`name`: "test", "crossval") in the card
+    beside the checkpoint. Refuses when the card describes other weights than the file."""
+    path = Path(path)
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    if card.get("sha256") != _sha256(path):
+        raise ValueError(f"{card_path.name} does not describe the weights in {path.name}; save the checkpoint again")
+    card.setdefault("evaluation", {})[name] = result
+    card_path.write_text(json.dumps(card, indent=2, default=str) + "\n")
+    return card_path
 
 
 def _sha256(path: Path) -> str:

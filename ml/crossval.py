@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ml.checkpoint import load_checkpoint
+from ml.checkpoint import load_checkpoint, record_evaluation
 from ml.datasets import cache_faces, connected_groups, discover, grouped_split, read_index
 from ml.evaluate import auc_interval
 from ml.train import (
@@ -132,6 +132,25 @@ def cross_validate(
     return summary
 
 
+def headline(summary: dict, model) -> dict:
+    """The estimate for the way this model aggregates (its sequence head or the mean)."""
+    aggregate = "sequence" if model.is_sequence_model else "mean"
+    result = summary[aggregate]
+    return {
+        "data": summary["data"],
+        "level": "video",
+        "files": summary["videos"],
+        "fake": summary["fake"],
+        "folds": summary["folds"],
+        "frames": summary["frames_per_video"],
+        "aggregate": aggregate,
+        "roc_auc": result["roc_auc"],
+        "roc_auc_interval": result["roc_auc_interval"],
+        "roc_auc_fold_mean": float(np.nanmean([fold[aggregate] for fold in summary["per_fold"]])),
+        "auc_by_method": result["by_method"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.crossval", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="a video checkpoint; its trunk is kept fixed")
@@ -144,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the split seed of ml.train, and of the folds")
     parser.add_argument("--frames", type=int, default=64, help="frames cached per video, as for ml.train")
     parser.add_argument("--out", type=Path, help="also write the summary here as JSON")
+    parser.add_argument(
+        "--record", action="store_true", help="store the estimate in the model's card (shown by the service)"
+    )
     args = parser.parse_args(argv)
     summary = cross_validate(
         args.model,
@@ -159,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2))
+    if args.record:
+        record_evaluation(args.model, "crossval", headline(summary, load_checkpoint(args.model).model))
     print(
         f"{summary['videos']} videos ({summary['fake']} fake) of the train + validation splits, "
         f"{summary['folds']} grouped folds:"

@@ -240,11 +240,11 @@ def evaluate(model: Path, data: str, split: str, frames: int, out: Path, seed: i
             sum((r["verdict"] == "fake") == bool(r["label"]) for r in decided) / len(decided) if decided else None
         ),
         "auc_by_method": by_method,
-        # The expression cue, measured, not used: mean abrupt changes per file, by label.
+        # The expression cue, measured, not used: mean abrupt changes per video, by label.
         "abrupt_expression_changes": {
             name: float(np.mean([r["abrupt_changes"] for r in rows if r["label"] == label]))
             for name, label in (("real", 0), ("fake", 1))
-            if any(r["label"] == label for r in rows)
+            if level == "video" and any(r["label"] == label for r in rows)
         },
         "plots": plots,
     }
@@ -295,6 +295,25 @@ def markdown(summary: dict, level: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def headline(summary: dict, level: str) -> dict:
+    """The figures a reader of a verdict needs, for the model's card."""
+    metrics = summary[f"per_{level}"]
+    return {
+        "data": summary["data"],
+        "split": summary["split"],
+        "level": level,
+        "files": metrics["count"],
+        "fake": metrics["positives"],
+        "frames": summary["frames"],
+        "roc_auc": metrics["roc_auc"],
+        "roc_auc_interval": metrics["roc_auc_interval"],
+        "accuracy": metrics["accuracy"],
+        "uncertain_share": summary["uncertain_share"],
+        "accuracy_when_decided": summary["accuracy_when_decided"],
+        "auc_by_method": summary["auc_by_method"],
+    }
+
+
 def _interval(metrics: dict) -> str:
     interval = metrics.get("roc_auc_interval")
     if not interval or any(np.isnan(interval)):
@@ -311,9 +330,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N files (smoke tests)")
+    parser.add_argument(
+        "--record", action="store_true", help="store the headline figures in the model's card (shown by the service)"
+    )
     args = parser.parse_args(argv)
     summary = evaluate(args.model, args.data, args.split, args.frames, args.out, args.seed, args.limit)
     level = "video" if summary["frames"] else "photo"
+    if args.record:
+        from ml.checkpoint import record_evaluation
+
+        record_evaluation(args.model, args.split, headline(summary, level))
     print(markdown(summary, level))
     return 0
 

@@ -36,6 +36,25 @@ def test_a_shipped_checkpoint_loads_with_its_provenance(name, kind):
     assert 0 < calibration.uncertain_low <= calibration.threshold <= calibration.uncertain_high < 1
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["sha256"] == checkpoint.sha256 and card["config"]["name"] == name
+    # Its measured accuracy travels with it (ml.evaluate --record; ml.crossval --record for video),
+    # recorded under the hash of these very weights, with an interval.
+    measured = [card["evaluation"]["test"]] + ([card["evaluation"]["crossval"]] if kind == "video" else [])
+    for result in measured:
+        low, high = result["roc_auc_interval"]
+        assert 0.5 < low <= result["roc_auc"] <= high <= 1 and result["files"] >= 20
+    assert card["evaluation"]["test"]["split"] == "test"
+
+
+def test_a_measurement_is_recorded_only_for_the_weights_it_measured(tmp_path):
+    from ml.checkpoint import Calibration, record_evaluation, save_checkpoint
+    from ml.models import create_model
+
+    path = save_checkpoint(create_model("efficientnet"), tmp_path / "m.pt", Calibration(), {"version": "t"})
+    record_evaluation(path, "test", {"roc_auc": 0.9})
+    assert json.loads(path.with_suffix(".json").read_text())["evaluation"] == {"test": {"roc_auc": 0.9}}
+    path.write_bytes(path.read_bytes() + b"changed")
+    with pytest.raises(ValueError, match="does not describe the weights"):
+        record_evaluation(path, "test", {"roc_auc": 0.99})
 
 
 # The first real and the first fake (by name) of the test split each model was evaluated on.
