@@ -18,6 +18,7 @@ class InstalledModel:
     calibration: dict
     provenance: dict
     weights_present: bool
+    evaluation: dict  # measurements of these weights: "test" (ml.evaluate), "crossval" (ml.crossval)
 
     @property
     def is_default(self) -> bool:
@@ -42,9 +43,33 @@ def installed_models() -> list[InstalledModel]:
                 calibration=card.get("calibration") or {},
                 provenance=provenance,
                 weights_present=card_path.with_suffix(".pt").is_file(),
+                evaluation=card.get("evaluation") or {},
             )
         )
     return models
+
+
+def measured_accuracy(architecture: str, version: str) -> dict:
+    """The card's measurements of the model that made an analysis, if its weights are still
+    the installed ones (a model retrained since has other figures)."""
+    for model in installed_models():
+        if model.architecture == architecture and model.version == version:
+            return model.evaluation
+    return {}
+
+
+def accuracy_sentence(measured: dict) -> str:
+    """`measured_accuracy` in one line, for reports."""
+    test, crossval = measured.get("test"), measured.get("crossval")
+    if not test:
+        return "not measured"
+    text = f"ROC-AUC {test['roc_auc']:.2f} on {test['files']} held-back {test['level']}s"
+    if test.get("roc_auc_interval"):
+        low, high = test["roc_auc_interval"]
+        text += f" (95 % interval {low:.2f}–{high:.2f})"
+    if crossval:
+        text += f"; cross-validated over {crossval['files']} other {crossval['level']}s, {crossval['roc_auc']:.2f}"
+    return text + " (1 = perfect ranking, 0.5 = chance)"
 
 
 def model_names() -> list[str]:

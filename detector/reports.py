@@ -11,6 +11,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from detector import charts
+from detector.catalog import accuracy_sentence, measured_accuracy
 from detector.models import Analysis
 from ml.results import EMOTIONS, speaking_face
 
@@ -144,6 +145,7 @@ def from_analysis(analysis: Analysis) -> ReportData:
         "failure_message": analysis.failure_message or None,
         "model": analysis.model_name or None,
         "model_version": analysis.model_version or None,
+        "model_accuracy": measured_accuracy(analysis.model_name, analysis.model_version),
         "verdict": analysis.verdict or None,
         "fake_probability": analysis.fake_probability,
         "confidence": analysis.confidence,
@@ -242,6 +244,7 @@ def from_result(result, path: Path, image_dir: Path | None = None) -> ReportData
         "failure_message": "No face was found." if result.verdict == "no_face" else None,
         "model": result.model_name,
         "model_version": result.model_version,
+        "model_accuracy": measured_accuracy(result.model_name, result.model_version),
         "verdict": result.verdict,
         "fake_probability": result.fake_probability,
         "confidence": result.confidence,
@@ -409,6 +412,7 @@ def as_pdf(data: ReportData) -> bytes:
         ["Resolution", f"{f['width']}x{f['height']}" if f["width"] else "–"],
         ["Duration", f"{f['duration_s']:.1f} s at {f['fps']:.2f} fps" if f["duration_s"] else "–"],
         ["Model", f"{s['model'] or '–'} ({s['model_version'] or '–'})"],
+        ["Model accuracy", Paragraph(escape(accuracy_sentence(s.get("model_accuracy") or {})), small)],
         [
             "Settings",
             f"{s['settings']['frames_requested']} frames requested, {s['frames_analyzed']} analysed",

@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from detector import reports, services
+from detector.catalog import measured_accuracy
 from detector.forms import HistoryFilterForm, SettingsForm, UploadForm
 from detector.health import REQUIRED, run_checks
 from detector.media import media_response
@@ -124,6 +125,7 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
         "tracks": tracks,
         "people": len([t for t in tracks if t.counted]) > 1 or len(tracks) > 1,
         "emotions": sorted(analysis.emotions.items(), key=lambda item: -item[1]),
+        "measured": measured_accuracy(analysis.model_name, analysis.model_version),
         "settings_form": SettingsForm(initial={"frames": analysis.frames_requested, "model": analysis.model_requested}),
     }
     return render(request, "detector/detail.html", context)

@@ -220,6 +220,10 @@ def test_models_are_listed(api, models):
     assert {"efficientnet", "efficientnet_lstm"} <= set(names)
     assert names["efficientnet_lstm"]["kind"] == "video" and names["efficientnet"]["kind"] == "image"
     assert names["efficientnet_lstm"]["default"] and names["efficientnet_lstm"]["version"]
+    for name in ("efficientnet", "efficientnet_lstm"):  # the measured accuracy, as the card records it
+        card = json.loads((models / f"{name}.json").read_text())
+        assert names[name]["evaluation"] == card.get("evaluation", {})
+        assert names[name]["validation"] == card["provenance"].get("validation", {})
 
 
 def test_the_openapi_schema_is_valid(tmp_path, client):

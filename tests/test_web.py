@@ -66,6 +66,12 @@ def test_a_video_is_analysed_and_its_result_page_shows_the_evidence(
     assert 'id="verdict-card"' in page and analysis.get_verdict_display().upper() in page
     assert 'id="timeline"' in page and "<svg" in page
     assert page.count('class="frame"') == 10
+    # The model's measured accuracy (from its card) sits beside the verdict: for the shipped
+    # video model, a held-back and a cross-validated figure, and a warning to weigh it lightly.
+    measured = json.loads((models / "efficientnet_lstm.json").read_text()).get("evaluation")
+    if measured:
+        assert 'id="model-accuracy"' in page and f"{measured['test']['roc_auc']:.2f}" in page
+        assert f"{measured['crossval']['roc_auc']:.2f}" in page and "weak evidence" in page
     frame = analysis.frames.exclude(thumbnail="").first()
     face = analysis.faces.first()
     for url in (
@@ -92,6 +98,8 @@ def test_reports_in_three_formats(signed_in, models, short_video, django_capture
     assert data["file"]["sha256"] == analysis.upload.sha256
     assert len(data["frames"]) == 10 and data["verdict"] == analysis.verdict
     assert "not proof" in data["limitations"]
+    card = json.loads((models / "efficientnet_lstm.json").read_text())
+    assert data["model_accuracy"] == card.get("evaluation", {})
 
     csv_text = signed_in.get(reverse("analysis-report", args=[analysis.pk, "csv"])).content.decode()
     lines = csv_text.strip().splitlines()
@@ -113,6 +121,9 @@ def test_reports_in_three_formats(signed_in, models, short_video, django_capture
             page.save(Path(folder) / f"report-page-{i}.png")
     text = document[0].get_textpage().get_text_range()
     assert "Deepfake forensics report" in text and analysis.upload.sha256[:16] in text.replace("\n", "")
+    assert "Model accuracy" in text
+    if data["model_accuracy"]:
+        assert f"ROC-AUC {data['model_accuracy']['test']['roc_auc']:.2f}" in text
     last = document[len(document) - 1].get_textpage().get_text_range()
     assert "Per-frame scores" in "".join(document[i].get_textpage().get_text_range() for i in range(len(document)))
     assert last

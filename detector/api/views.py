@@ -162,7 +162,8 @@ class AnalysisViewSet(
             "version": serializers.CharField(),
             "default": serializers.BooleanField(),
             "calibration": serializers.DictField(),
-            "metrics": serializers.DictField(),
+            "evaluation": serializers.DictField(),
+            "validation": serializers.DictField(),
             "trained_on": serializers.CharField(),
         },
         many=True,
@@ -170,7 +171,8 @@ class AnalysisViewSet(
 )
 @api_view(["GET"])
 def models_list(request: Request) -> Response:
-    """The installed models, with their version, kind and the metrics from their model cards."""
+    """The installed models: version, kind, calibration, what they were trained on, their
+    validation figures and their measured accuracy on held-back data (`evaluation`)."""
     return Response(
         [
             {
@@ -180,7 +182,8 @@ def models_list(request: Request) -> Response:
                 "version": m.version,
                 "default": m.is_default,
                 "calibration": m.calibration,
-                "metrics": m.provenance.get("test_metrics") or m.provenance.get("validation") or {},
+                "evaluation": m.evaluation,
+                "validation": m.provenance.get("validation") or {},
                 "trained_on": m.provenance.get("data_note") or m.provenance.get("data") or "",
             }
             for m in installed_models()
