@@ -58,6 +58,15 @@ def measured_accuracy(architecture: str, version: str) -> dict:
     return {}
 
 
+# Below this measured ROC-AUC (held-back or cross-validated), a verdict is called weak evidence.
+WEAK_EVIDENCE_BELOW = 0.9
+
+
+def weak_evidence(measured: dict) -> bool:
+    """Whether any of the model's measured ROC-AUCs falls below WEAK_EVIDENCE_BELOW."""
+    return any(result["roc_auc"] < WEAK_EVIDENCE_BELOW for result in measured.values())
+
+
 def accuracy_sentence(measured: dict) -> str:
     """`measured_accuracy` in one line, for reports."""
     test, crossval = measured.get("test"), measured.get("crossval")
@@ -69,7 +78,8 @@ def accuracy_sentence(measured: dict) -> str:
         text += f" (95 % interval {low:.2f}–{high:.2f})"
     if crossval:
         text += f"; cross-validated over {crossval['files']} other {crossval['level']}s, {crossval['roc_auc']:.2f}"
-    return text + " (1 = perfect ranking, 0.5 = chance)"
+    text += " (1 = perfect ranking, 0.5 = chance)"
+    return text + (". Treat the verdict as weak evidence." if weak_evidence(measured) else "")
 
 
 def model_names() -> list[str]:

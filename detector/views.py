@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from detector import reports, services
-from detector.catalog import measured_accuracy
+from detector.catalog import measured_accuracy, weak_evidence
 from detector.forms import HistoryFilterForm, SettingsForm, UploadForm
 from detector.health import REQUIRED, run_checks
 from detector.media import media_response
@@ -115,6 +115,7 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
             for face in frame.faces.all()
         ]
         strip.append({"frame": frame, "boxes": boxes})
+    measured = measured_accuracy(analysis.model_name, analysis.model_version)
     context = {
         "analysis": analysis,
         "upload": analysis.upload,
@@ -125,7 +126,8 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
         "tracks": tracks,
         "people": len([t for t in tracks if t.counted]) > 1 or len(tracks) > 1,
         "emotions": sorted(analysis.emotions.items(), key=lambda item: -item[1]),
-        "measured": measured_accuracy(analysis.model_name, analysis.model_version),
+        "measured": measured,
+        "weak_evidence": weak_evidence(measured),
         "settings_form": SettingsForm(initial={"frames": analysis.frames_requested, "model": analysis.model_requested}),
     }
     return render(request, "detector/detail.html", context)

@@ -109,8 +109,10 @@ def cross_validate(
         print(f"fold {fold + 1}/{folds}: {record}", file=sys.stderr)
 
     methods = sorted({m for m in method_of.values() if m})
+    method = np.array([method_of[f["key"]] for f in videos.files])
     summary = {
         "model": str(model_path),
+        "aggregate": "sequence" if model.is_sequence_model else "mean",  # how the model scores a video
         "data": data,
         "videos": len(labels),
         "fake": int(labels.sum()),
@@ -120,7 +122,6 @@ def cross_validate(
         "per_fold": per_fold,
     }
     for aggregate, values in scores.items():
-        method = np.array([method_of[f["key"]] for f in videos.files])
         summary[aggregate] = {
             "roc_auc": safe_auc(labels, values),
             "roc_auc_interval": auc_interval(labels, values),
@@ -132,9 +133,9 @@ def cross_validate(
     return summary
 
 
-def headline(summary: dict, model) -> dict:
+def headline(summary: dict) -> dict:
     """The estimate for the way this model aggregates (its sequence head or the mean)."""
-    aggregate = "sequence" if model.is_sequence_model else "mean"
+    aggregate = summary["aggregate"]
     result = summary[aggregate]
     return {
         "data": summary["data"],
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2))
     if args.record:
-        record_evaluation(args.model, "crossval", headline(summary, load_checkpoint(args.model).model))
+        record_evaluation(args.model, "crossval", headline(summary))
     print(
         f"{summary['videos']} videos ({summary['fake']} fake) of the train + validation splits, "
         f"{summary['folds']} grouped folds:"
