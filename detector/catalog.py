@@ -18,7 +18,7 @@ class InstalledModel:
     calibration: dict
     provenance: dict
     weights_present: bool
-    evaluation: dict  # measurements of these weights: "test" (ml.evaluate), "crossval" (ml.crossval)
+    evaluation: dict  # measurements of these weights: "test" (ml.training.evaluate), "crossval" (ml.training.crossval)
 
     @property
     def is_default(self) -> bool:

@@ -16,7 +16,7 @@ is wrong, for a missing file, a corrupt one, or one that does not fit its archit
 Beside each checkpoint `NAME.pt`, `save_checkpoint` writes `NAME.json`: the same config,
 calibration and provenance without the weights, so that programs without torch (the web
 process) can list the installed models and their metrics. Measurements made after training
-(`ml.evaluate --record`, `ml.crossval --record`) are added to the card's `evaluation`, under
+(`ml.training.evaluate --record`, `ml.training.crossval --record`) are added to the card's `evaluation`, under
 the sha256 of the weights they measured.
 """
 

@@ -56,7 +56,7 @@ def test_the_web_process_never_imports_torch():
 
 def test_ml_never_imports_django():
     code = (
-        "import sys, ml.inference, ml.train, ml.evaluate, ml.datasets;"
+        "import sys, ml.inference, ml.training.train, ml.training.evaluate, ml.training.datasets;"
         "bad = [m for m in sys.modules if m == 'django' or m.startswith(('django.', 'detector'))];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

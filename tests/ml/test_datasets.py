@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from ml.datasets import MediaItem, connected_groups, discover, grouped_split, ids_for
+from ml.training.datasets import MediaItem, connected_groups, discover, grouped_split, ids_for
 from tests.conftest import shared_path
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from ml.datasets import load_crops
-from ml.sbi import face_mask, sample_params, self_blend
+from ml.training.datasets import load_crops
+from ml.training.sbi import face_mask, sample_params, self_blend
 from tests.conftest import shared_path
 
 

@@ -36,7 +36,7 @@ def test_a_shipped_checkpoint_loads_with_its_provenance(name, kind):
     assert 0 < calibration.uncertain_low <= calibration.threshold <= calibration.uncertain_high < 1
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["sha256"] == checkpoint.sha256 and card["config"]["name"] == name
-    # Its measured accuracy travels with it (ml.evaluate --record; ml.crossval --record for video),
+    # Its measured accuracy travels with it (ml.training.evaluate --record; ml.training.crossval --record for video),
     # recorded under the hash of these very weights, with an interval.
     measured = [card["evaluation"]["test"]] + ([card["evaluation"]["crossval"]] if kind == "video" else [])
     for result in measured:

@@ -196,8 +196,8 @@ def test_calibration_is_chosen_from_validation_scores():
 
 
 def test_cross_validation_folds_keep_each_group_whole():
-    from ml.crossval import assign_folds
-    from ml.datasets import MediaItem, connected_groups, ids_for
+    from ml.training.crossval import assign_folds
+    from ml.training.datasets import MediaItem, connected_groups, ids_for
 
     names = ["real/033.mp4", "real/097.mp4", "fake/Deepfakes_033_097.mp4", "real/035.mp4", "real/036.mp4"]
     names += ["fake/Face2Face_035_036.mp4", "real/040.mp4", "real/041.mp4", "fake/FaceSwap_041_040.mp4"]
@@ -217,9 +217,9 @@ def test_cross_validation_folds_keep_each_group_whole():
 
 def test_cross_validation_scores_every_pooled_video_once(tiny_videos, tmp_path):
     from ml.checkpoint import Calibration, save_checkpoint
-    from ml.crossval import main as crossval
-    from ml.datasets import discover, grouped_split
     from ml.models import create_model
+    from ml.training.crossval import main as crossval
+    from ml.training.datasets import discover, grouped_split
 
     save_checkpoint(create_model("efficientnet_lstm"), tmp_path / "video.pt", Calibration(), {"version": "test"})
     out = tmp_path / "cv.json"

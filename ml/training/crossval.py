@@ -1,13 +1,13 @@
 """Estimate a video model's per-video ROC-AUC by grouped k-fold cross-validation.
 
-    python -m ml.crossval --model ml/weights/efficientnet_lstm.pt --data ../shared/data/videos/ffpp \
+    python -m ml.training.crossval --model ml/weights/efficientnet_lstm.pt --data ../shared/data/videos/ffpp \
         --cache ~/.cache/deepfake-forensics/crops/ffpp --folds 5 --out docs/evaluation/efficientnet_lstm/crossval.json
 
 Why: a test split of twenty videos gives an AUC that one pair of videos moves by a percent or
-more. This pools the train and validation videos of `ml.train`'s split (never the test
+more. This pools the train and validation videos of `ml.training.train`'s split (never the test
 split), deals their connected groups (a fake and the real videos it was made from) into
 folds, and for each fold trains a fresh sequence head on the other folds, exactly as
-`ml.train` does, then scores the held-out videos. Every pooled video is scored once by a head
+`ml.training.train` does, then scores the held-out videos. Every pooled video is scored once by a head
 that never saw it or anyone in it, so the estimate rests on all of them.
 
 What it measures: the sequence stage (and, for comparison, the mean of frame scores) on top
@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from ml.checkpoint import load_checkpoint, record_evaluation
-from ml.datasets import cache_faces, connected_groups, discover, grouped_split, read_index
-from ml.evaluate import auc_interval
-from ml.train import (
+from ml.training.datasets import cache_faces, connected_groups, discover, grouped_split, read_index
+from ml.training.evaluate import auc_interval
+from ml.training.train import (
     load_split,
     reset_sequence_head,
     safe_auc,
@@ -153,16 +153,16 @@ def headline(summary: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.crossval", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ml.training.crossval", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="a video checkpoint; its trunk is kept fixed")
     parser.add_argument("--data", required=True, help="real/ + fake/ root or manifest (its train + val splits)")
-    parser.add_argument("--cache", required=True, help="face-crop cache directory, as for ml.train")
+    parser.add_argument("--cache", required=True, help="face-crop cache directory, as for ml.training.train")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--sequence-epochs", type=int, default=12, help="epochs per fold (no early stopping)")
     parser.add_argument("--length", type=int, default=32, help="frames per video, as at inference")
     parser.add_argument("--views", type=int, default=2, help="augmented views per training video")
-    parser.add_argument("--seed", type=int, default=0, help="the split seed of ml.train, and of the folds")
-    parser.add_argument("--frames", type=int, default=64, help="frames cached per video, as for ml.train")
+    parser.add_argument("--seed", type=int, default=0, help="the split seed of ml.training.train, and of the folds")
+    parser.add_argument("--frames", type=int, default=64, help="frames cached per video, as for ml.training.train")
     parser.add_argument("--out", type=Path, help="also write the summary here as JSON")
     parser.add_argument(
         "--record", action="store_true", help="store the estimate in the model's card (shown by the service)"

@@ -1,9 +1,9 @@
 """Train the shipped detectors on CPU, resumably, and write an engine checkpoint.
 
-    python -m ml.train image --data DATA --cache CACHE --run RUN --output ml/weights/efficientnet.pt
-    python -m ml.train video --data DATA --cache CACHE --run RUN --output ml/weights/efficientnet_lstm.pt
+    python -m ml.training.train image --data DATA --cache CACHE --run RUN --output ml/weights/efficientnet.pt
+    python -m ml.training.train video --data DATA --cache CACHE --run RUN --output ml/weights/efficientnet_lstm.pt
 
-DATA is a `real/` + `fake/` root or a manifest (see `ml.datasets`). Face crops are cached in
+DATA is a `real/` + `fake/` root or a manifest (see `ml.training.datasets`). Face crops are cached in
 CACHE_DIR first (resumable). Everything the run writes goes to RUN_DIR: `train.log`,
 `state.pt` (resume point, written after every epoch) and the best weights so far. Run the
 same command again after an interruption and it continues from the last finished epoch.
@@ -38,11 +38,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from ml.augment import augment, to_input
 from ml.checkpoint import Calibration, save_checkpoint
-from ml.datasets import cache_faces, discover, grouped_split, load_crops, read_index
 from ml.models import DeepfakeModel, create_model
-from ml.sbi import sample_params, self_blend
+from ml.training.augment import augment, to_input
+from ml.training.datasets import cache_faces, discover, grouped_split, load_crops, read_index
+from ml.training.sbi import sample_params, self_blend
 
 
 @dataclass
@@ -563,7 +563,7 @@ def run(args: argparse.Namespace) -> Path:
         "data_note": args.data_note,
         "splits": split_counts,
         "train_config": {k: v for k, v in vars(config).items()},
-        "command": " ".join(["python -m ml.train", *sys.argv[1:]]) if args.record_command else "",
+        "command": " ".join(["python -m ml.training.train", *sys.argv[1:]]) if args.record_command else "",
         "training_minutes": round(minutes, 1),
         "validation": {
             "frame_model_auc": frame_report["best_val_auc"],
@@ -579,7 +579,7 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ml.training.train", description=__doc__.split("\n")[0])
     parser.add_argument("kind", choices=["image", "video"])
     parser.add_argument("--data", required=True, help="real/ + fake/ root or manifest")
     parser.add_argument("--cache", required=True, help="face-crop cache directory (created, resumable)")

@@ -2,8 +2,8 @@
 
 Command line (progress bars on stderr; every command resumes where it stopped):
 
-    python -m ml.datasets list  ROOT_OR_MANIFEST
-    python -m ml.datasets cache ROOT_OR_MANIFEST OUT_DIR [--frames 64] [--crop-size 256]
+    python -m ml.training.datasets list  ROOT_OR_MANIFEST
+    python -m ml.training.datasets cache ROOT_OR_MANIFEST OUT_DIR [--frames 64] [--crop-size 256]
 
 A root holds `real/` and `fake/` folders (searched recursively; an image folder may also
 have `train/`, `val/`, `test/` above them). A manifest is a TSV or CSV with the columns
@@ -263,7 +263,7 @@ def load_crops(cache_dir: str | Path, key: str) -> dict[str, np.ndarray]:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.datasets", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ml.training.datasets", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="list labelled media and the grouped split")
     listing.add_argument("source")

@@ -1,6 +1,6 @@
 """Evaluate a checkpoint on labelled media, through the same pipeline the service runs.
 
-    python -m ml.evaluate --model ml/weights/efficientnet_lstm.pt --data ../shared/data/videos/ffpp \
+    python -m ml.training.evaluate --model ml/weights/efficientnet_lstm.pt --data ../shared/data/videos/ffpp \
         --split test --frames 32 --out docs/evaluation/efficientnet_lstm
 
 Every file of the split is analysed end to end (decode, face detection, crops, model).
@@ -10,7 +10,7 @@ average precision, the confusion matrix, and how many files fell in the "uncerta
 The per-file ROC-AUC comes with a 95 % bootstrap interval: with a few dozen test videos one
 pair of videos moves the AUC by a percent or more, and a reader should see how far.
 OUT gets `summary.json`, `summary.md` and ROC, PR, confusion-matrix and histogram PNGs.
-The split is the one `ml.train` used (same grouping and seed).
+The split is the one `ml.training.train` used (same grouping and seed).
 """
 
 from __future__ import annotations
@@ -156,9 +156,9 @@ def _save(fig: object, path: Path) -> str:
 def evaluate(model: Path, data: str, split: str, frames: int, out: Path, seed: int = 0, limit: int = 0) -> dict:
     from tqdm import tqdm
 
-    from ml.datasets import discover, grouped_split
     from ml.errors import EngineError
     from ml.inference import Detector
+    from ml.training.datasets import discover, grouped_split
 
     out.mkdir(parents=True, exist_ok=True)
     items = discover(data)
@@ -322,7 +322,7 @@ def _interval(metrics: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ml.training.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--data", required=True)
     parser.add_argument("--split", default="test")
