@@ -38,15 +38,30 @@ FORMAT_VERSION = 1
 
 @dataclass
 class Calibration:
-    """P(fake) >= uncertain_high is "fake", < uncertain_low is "real", between is "uncertain"."""
+    """P(fake) >= uncertain_high is "fake", < uncertain_low is "real", between is "uncertain".
+
+    `scale` and `bias` map the network's raw probability p to a calibrated one,
+    sigmoid(scale * logit(p) + bias) (Platt scaling; scale = 1 / temperature), fitted on
+    validation data by `ml.training.calibrate`. The threshold and band apply to the calibrated
+    value. The defaults leave p unchanged (checkpoints written before calibration existed)."""
 
     threshold: float = 0.5
     uncertain_low: float = 0.4
     uncertain_high: float = 0.6
+    scale: float = 1.0
+    bias: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.uncertain_low <= self.threshold <= self.uncertain_high <= 1.0:
             raise ValueError(f"calibration must satisfy 0 <= low <= threshold <= high <= 1, got {asdict(self)}")
+        if not self.scale > 0:
+            raise ValueError(f"calibration scale must be positive, got {self.scale}")
+
+    def apply(self, raw: torch.Tensor) -> torch.Tensor:
+        """Calibrated P(fake) of raw network probabilities (monotonic: rankings are kept)."""
+        if self.scale == 1.0 and self.bias == 0.0:
+            return raw
+        return torch.sigmoid(self.scale * torch.logit(raw.float(), eps=1e-6) + self.bias)
 
     def verdict(self, fake_probability: float) -> str:
         if fake_probability >= self.uncertain_high:

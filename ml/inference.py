@@ -192,7 +192,8 @@ class Detector:
                 crop = crop_face(frame.image, face, self.config.crop_margin, self.config.input_size, interpolation)
                 located.append((f, face))
                 crops.append(crop.image)
-        embeddings, probabilities, heatmaps = self._score(crops, explain, timings)
+        embeddings, raw, heatmaps = self._score(crops, explain, timings)
+        probabilities = self.calibration.apply(torch.from_numpy(raw)).numpy()
         timings["classify"] = time.perf_counter() - t0 - timings.get("explain", 0.0)
         t0 = time.perf_counter()
         expressions = self._expressions(frames, located) if emotions else None
@@ -240,7 +241,7 @@ class Detector:
             timings=timings,
         )
         if faces:
-            self._decide(result, faces, embeddings, len(frames))
+            self._decide(result, faces, embeddings, raw, len(frames))
             if expressions is not None:
                 counted = {track.track_id for track in result.tracks if track.counted}
                 mine = [face for face in faces if face.track_id in counted]
@@ -279,7 +280,7 @@ class Detector:
                 embedded = self.model.embed_from_features(features, x).float()
                 logits = self.model.forward_head(embedded)
             embeddings.append(embedded)
-            probabilities.append(self.model.fake_probability(logits).cpu().numpy())
+            probabilities.append(self.model.fake_probability(logits).float().cpu().numpy())
             if explain:
                 t0 = time.perf_counter()
                 heatmaps.append(gradcam(self.model, features, x, self.config.input_size))
@@ -291,8 +292,11 @@ class Detector:
             np.concatenate(heatmaps) if explain else None,
         )
 
-    def _decide(self, result: AnalysisResult, faces: list[FaceResult], embeddings: torch.Tensor, n_frames: int) -> None:
-        """Per-track scores, which tracks count, and the verdict."""
+    def _decide(
+        self, result: AnalysisResult, faces: list[FaceResult], embeddings: torch.Tensor, raw: np.ndarray, n_frames: int
+    ) -> None:
+        """Per-track scores, which tracks count, and the verdict. A track's score is calibrated
+        once, after aggregation (`raw` holds the faces' uncalibrated P(fake)), as it was fitted."""
         by_track: dict[int, list[int]] = {}
         for k, face in enumerate(faces):
             by_track.setdefault(face.track_id, []).append(k)
@@ -301,11 +305,11 @@ class Detector:
         for track_id, members in sorted(by_track.items()):
             scores = np.array([faces[k].fake_probability for k in members])
             sizes = [max(faces[k].box[2] - faces[k].box[0], faces[k].box[3] - faces[k].box[1]) for k in members]
-            probability = float(scores.mean())
+            probability = float(self.calibration.apply(torch.tensor([raw[members].mean()]))[0])
             if self.model.is_sequence_model:
                 with torch.inference_mode():
                     logits = self.model.forward_sequence(embeddings[members].unsqueeze(0))
-                probability = float(self.model.fake_probability(logits)[0])
+                probability = float(self.calibration.apply(self.model.fake_probability(logits))[0])
             median_size = float(np.median(sizes))
             counted = median_size >= MIN_COUNTED_FACE and len(members) >= MIN_COUNTED_PRESENCE * frames_with_faces
             tracks.append(

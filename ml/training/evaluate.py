@@ -153,30 +153,32 @@ def _save(fig: object, path: Path) -> str:
     return path.name
 
 
-def evaluate(model: Path, data: str, split: str, frames: int, out: Path, seed: int = 0, limit: int = 0) -> dict:
+def split_items(data: str, split: str, seed: int = 0) -> list:
+    """The files of one split of a dataset root or manifest, split as `ml.training.train` splits."""
+    from ml.training.datasets import discover, grouped_split
+
+    items = discover(data)
+    grouped_split(items, seed=seed)
+    return [item for item in items if item.split == split]
+
+
+def score_files(
+    detector: object, items: list, frames: int, desc: str = "evaluating", emotions: bool = False
+) -> tuple[list[dict], list[dict]]:
+    """Analyse every item end to end: (rows, failures). A row has the file's label, method,
+    P(fake), verdict and the per-frame scores of its counted faces (the frame's most
+    suspicious); a failure the reason the file gave no result (unreadable, no face)."""
     from tqdm import tqdm
 
     from ml.errors import EngineError
-    from ml.inference import Detector
-    from ml.training.datasets import discover, grouped_split
 
-    out.mkdir(parents=True, exist_ok=True)
-    items = discover(data)
-    grouped_split(items, seed=seed)
-    items = [item for item in items if item.split == split]
-    if limit:
-        items = items[:limit]
-    if not items:
-        raise SystemExit(f"no files in the {split!r} split of {data}")
-    detector = Detector.load(model)
-    rows, frame_labels, frame_scores, failures = [], [], [], []
-    started = time.monotonic()
-    for item in tqdm(items, desc=f"evaluating {split}", unit="file", file=sys.stderr):
+    rows, failures = [], []
+    for item in tqdm(items, desc=desc, unit="file", file=sys.stderr):
         try:
             if item.media_type == "video":
-                result = detector.analyze_video(item.path, frames, explain=False)
+                result = detector.analyze_video(item.path, frames, explain=False, emotions=emotions)
             else:
-                result = detector.analyze_image(item.path, explain=False)
+                result = detector.analyze_image(item.path, explain=False, emotions=emotions)
         except EngineError as exc:
             failures.append({"path": item.path, "error": f"{exc.reason}: {exc}"})
             continue
@@ -184,10 +186,10 @@ def evaluate(model: Path, data: str, split: str, frames: int, out: Path, seed: i
             failures.append({"path": item.path, "error": "no_face"})
             continue
         counted = {t.track_id for t in result.tracks if t.counted}
+        frame_scores = []
         for frame in result.frames:
             values = [f.fake_probability for f in frame.faces if f.track_id in counted]
             if values:
-                frame_labels.append(item.label)
                 frame_scores.append(max(values))
         rows.append(
             {
@@ -196,9 +198,27 @@ def evaluate(model: Path, data: str, split: str, frames: int, out: Path, seed: i
                 "method": item.method,
                 "score": result.fake_probability,
                 "verdict": result.verdict,
+                "frame_scores": frame_scores,
                 "abrupt_changes": len(result.emotion_changes),
             }
         )
+    return rows, failures
+
+
+def evaluate(model: Path, data: str, split: str, frames: int, out: Path, seed: int = 0, limit: int = 0) -> dict:
+    from ml.inference import Detector
+
+    out.mkdir(parents=True, exist_ok=True)
+    items = split_items(data, split, seed)
+    if limit:
+        items = items[:limit]
+    if not items:
+        raise SystemExit(f"no files in the {split!r} split of {data}")
+    detector = Detector.load(model)
+    started = time.monotonic()
+    rows, failures = score_files(detector, items, frames, f"evaluating {split}", emotions=True)
+    frame_labels = [r["label"] for r in rows for _ in r["frame_scores"]]
+    frame_scores = [score for r in rows for score in r["frame_scores"]]
     seconds = time.monotonic() - started
     labels = np.array([r["label"] for r in rows])
     scores = np.array([r["score"] for r in rows])

@@ -5,8 +5,8 @@
     python -m ml.training.sources import all --clones DIR
 
 DIR holds a clone of each source's repository: `OWNER+NAME/repo` (the bare directory the
-search tool's `fetch` returns), `OWNER+NAME` or `NAME` (a plain `git clone URL`). Nothing is downloaded here and nothing lands in the repository: each
-source becomes `ROOT/sources/NAME/` with
+search tool's `fetch` returns), `OWNER+NAME` or `NAME` (a plain `git clone URL`). Nothing
+is downloaded here and nothing lands in the repository: each source becomes `ROOT/sources/NAME/` with
 
     files/          the media, prepared (see below); videos made from frame folders
     manifest.tsv    path, label, group, split, method, kind: the `ml.training.datasets` manifest
