@@ -99,6 +99,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "detector.middleware.SecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "deepfake_site.urls"
@@ -146,6 +147,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = ["detector.signin.ThrottledModelBackend"]
+# Sign-in throttling: this many failures within the window lock the account, or the address.
+DEEPFAKE_SIGNIN_WINDOW_S = env_int("DEEPFAKE_SIGNIN_WINDOW_S", 900)
+DEEPFAKE_SIGNIN_FAILURES_PER_ACCOUNT = env_int("DEEPFAKE_SIGNIN_FAILURES_PER_ACCOUNT", 5)
+DEEPFAKE_SIGNIN_FAILURES_PER_ADDRESS = env_int("DEEPFAKE_SIGNIN_FAILURES_PER_ADDRESS", 20)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -168,6 +174,10 @@ STORAGES = {
 # Uploads and derived images live here. They are never served as static files:
 # a view checks ownership before streaming each one (there is no MEDIA_URL route).
 MEDIA_ROOT = Path(env_str("DEEPFAKE_MEDIA_ROOT", str(BASE_DIR / "media")))
+
+# Analyses a user may start per period, by any way in (page, API, re-runs, admin re-runs).
+# DEEPFAKE_API_UPLOAD_RATE was its name when only the API counted.
+DEEPFAKE_UPLOAD_RATE = env_str("DEEPFAKE_UPLOAD_RATE", env_str("DEEPFAKE_API_UPLOAD_RATE", "120/hour"))
 
 # Retention: `manage.py purge` deletes uploads older than this many days (0: keep them).
 DEEPFAKE_RETENTION_DAYS = env_int("DEEPFAKE_RETENTION_DAYS", 0)
@@ -231,7 +241,6 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "analyses": env_str("DEEPFAKE_API_RATE", "1200/hour"),
-        "uploads": env_str("DEEPFAKE_API_UPLOAD_RATE", "120/hour"),
         # The live page sends ~3 frames a second.
         "live": env_str("DEEPFAKE_LIVE_RATE", "20000/hour"),
     },
@@ -257,12 +266,31 @@ CSRF_COOKIE_SECURE = DEEPFAKE_HTTPS
 SECURE_SSL_REDIRECT = DEEPFAKE_HTTPS
 SECURE_HSTS_SECONDS = env_int("DEEPFAKE_HSTS_SECONDS", 31536000 if DEEPFAKE_HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = DEEPFAKE_HTTPS
-SECURE_HSTS_PRELOAD = DEEPFAKE_HTTPS
-if env_bool("DEEPFAKE_BEHIND_PROXY", False):
+# preload asks browsers' vendors to hard-code HTTPS for the domain: only when asked for.
+SECURE_HSTS_PRELOAD = DEEPFAKE_HTTPS and env_bool("DEEPFAKE_HSTS_PRELOAD", False)
+# The container's health check speaks plain HTTP to the server itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+DEEPFAKE_BEHIND_PROXY = env_bool("DEEPFAKE_BEHIND_PROXY", False)
+if DEEPFAKE_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy of every response (detector.middleware.SecurityHeadersMiddleware):
+# scripts only from our static files (no inline script anywhere); inline style attributes
+# are allowed (bar widths, face boxes), which cannot run code.
+DEEPFAKE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+# Password reset mails a link: offered only when the server can send mail.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "deepfake-forensics@localhost")
 
 LOGGING = {
     "version": 1,

@@ -1,9 +1,6 @@
 """The review workflow in the Django admin: cases, reviewer decisions (an audit trail that is
 only ever added to), re-runs, CSV export, and where reviewers disagree with the model."""
 
-import csv
-
-from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
@@ -13,7 +10,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from detector import services
-from detector.models import FRAMES_MAX, FRAMES_MIN, Analysis, Decision, Review, Upload
+from detector.csvfiles import SafeWriter
+from detector.forms import SettingsForm
+from detector.models import Analysis, Decision, Review, Upload
 
 AGREEING = Q(verdict="fake", review_decision=Decision.CONFIRMED_FAKE) | Q(
     verdict="real", review_decision=Decision.CONFIRMED_REAL
@@ -41,9 +40,8 @@ class ReviewInline(admin.TabularInline):
         return {True: "yes", False: "NO", None: "–"}[review.agrees] if review.pk else ""
 
 
-class RerunForm(forms.Form):
-    frames = forms.IntegerField(min_value=FRAMES_MIN, max_value=FRAMES_MAX, initial=32)
-    model = forms.CharField(required=False, help_text="empty: the default model for the file type")
+class RerunForm(SettingsForm):
+    """Frames and a model chosen from the installed ones (never a free-text path)."""
 
 
 @admin.register(Analysis)
@@ -160,9 +158,18 @@ class AnalysisAdmin(admin.ModelAdmin):
         if "apply" in request.POST:
             form = RerunForm(request.POST)
             if form.is_valid():
+                started, refused = 0, []
                 for analysis in queryset:
+                    try:
+                        services.check_quota(analysis.owner)
+                    except services.QuotaExceeded as exc:
+                        refused.append(f"{analysis.upload.original_name}: {exc}")
+                        continue
                     services.rerun(analysis, form.cleaned_data["frames"], form.cleaned_data["model"])
-                self.message_user(request, f"{queryset.count()} analyses queued again.", messages.SUCCESS)
+                    started += 1
+                self.message_user(request, f"{started} analyses queued again.", messages.SUCCESS)
+                for reason in refused:
+                    self.message_user(request, f"Not re-run: {reason}", messages.WARNING)
                 return None
         else:
             form = RerunForm()
@@ -178,7 +185,7 @@ class AnalysisAdmin(admin.ModelAdmin):
     def export_csv(self, request: HttpRequest, queryset) -> HttpResponse:
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="cases-{timezone.now():%Y%m%d-%H%M}.csv"'
-        writer = csv.writer(response)
+        writer = SafeWriter(response)
         writer.writerow(
             [
                 "id",

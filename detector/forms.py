@@ -2,6 +2,7 @@ from django import forms
 from django.conf import settings
 
 from detector.catalog import model_names
+from detector.media import sniff_media_type, unsupported_message
 from detector.models import FRAMES_DEFAULT, FRAMES_MAX, FRAMES_MIN, Status, Verdict
 
 
@@ -23,6 +24,8 @@ class MultipleFileField(forms.FileField):
                 raise forms.ValidationError(
                     f"“{f.name}” is larger than {settings.DEEPFAKE_MAX_UPLOAD_MB} MB.", code="too_large"
                 )
+            if sniff_media_type(f.file) is None:  # refused at upload: nothing is stored or queued
+                raise forms.ValidationError(unsupported_message(f.name), code="unsupported")
         return files
 
 

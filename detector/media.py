@@ -14,6 +14,15 @@ from PIL import Image, UnidentifiedImageError
 
 from ml.formats import container_kind
 
+SUPPORTED = (
+    "supported: JPEG, PNG, WebP, BMP, TIFF, GIF photos; MP4, MOV, MKV, WebM, AVI videos; "
+    "HEIC/AVIF photos must be converted first"
+)
+
+
+def unsupported_message(name: str) -> str:
+    return f"“{name}” is not a photo or video this service can read ({SUPPORTED})."
+
 
 def sniff_media_type(handle: BinaryIO) -> str | None:
     """'image', 'video', or None when the content is neither. Leaves the handle at 0."""
@@ -45,7 +54,10 @@ def media_response(relative: str, filename: str, attachment: bool = False) -> Fi
     if not path.is_file():
         raise Http404("no such file")
     response = FileResponse(path.open("rb"), as_attachment=attachment, filename=filename)
-    if not attachment and path.suffix.lower() in (".jpg", ".jpeg"):
+    if attachment:
+        # An original is served as bytes, whatever its name says (`page.html`, `image.svg`).
+        response["Content-Type"] = "application/octet-stream"
+    elif path.suffix.lower() in (".jpg", ".jpeg"):
         response["Content-Type"] = "image/jpeg"
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -1,4 +1,4 @@
-"""Refuse uploads over the size limit before their body is read (413)."""
+"""Refuse uploads over the size limit before their body is read (413); security headers."""
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
@@ -45,3 +45,15 @@ class SizeLimitUploadHandler(FileUploadHandler):
 
     def file_complete(self, file_size: int) -> None:
         return None
+
+
+class SecurityHeadersMiddleware:
+    """The Content-Security-Policy (`DEEPFAKE_CSP`) on every response that has none."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", settings.DEEPFAKE_CSP)
+        return response

@@ -232,3 +232,14 @@ class Review(models.Model):
         if expected is None or self.decision == Decision.INCONCLUSIVE:
             return None
         return self.decision == expected
+
+
+class SignInFailure(models.Model):
+    """A failed sign-in, counted per account and per address (see `detector.signin`)."""
+
+    username = models.CharField(max_length=150, db_index=True)
+    address = models.CharField(max_length=45, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.username} from {self.address} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -1,6 +1,5 @@
 """Downloadable reports of an analysis: JSON (everything), CSV (per frame, per face), PDF."""
 
-import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from django.utils import timezone
 
 from detector import charts
 from detector.catalog import accuracy_sentence, measured_accuracy
+from detector.csvfiles import SafeWriter
 from detector.models import Analysis
 from ml.results import EMOTIONS, speaking_face
 
@@ -344,7 +344,7 @@ CSV_COLUMNS = [
 
 def as_csv(data: ReportData) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeWriter(buffer)
     writer.writerow(CSV_COLUMNS)
     for frame in data.frames:
         for face in sorted(frame.faces, key=lambda f: f.track_id):

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from detector.media import sniff_media_type
+from detector.media import sniff_media_type, unsupported_message
 from detector.models import FRAMES_DEFAULT, Analysis, FailureReason, MediaType, Status, Upload
 
 log = logging.getLogger(__name__)
@@ -18,6 +18,58 @@ log = logging.getLogger(__name__)
 
 class StorageError(Exception):
     """The upload could not be written (disk full, media directory missing or not writable)."""
+
+
+class QuotaExceeded(Exception):
+    """The user asked for more analyses than `DEEPFAKE_UPLOAD_RATE` allows in its period."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """("120/hour") -> (120, 3600): how many analyses per how many seconds."""
+    count, _, period = rate.partition("/")
+    return int(count), PERIODS[period.strip()[:1].lower()]
+
+
+def check_quota(owner, files: int = 1) -> None:
+    """Refuse (QuotaExceeded) when `files` more analyses would exceed the owner's rate.
+
+    One limit for every way in a user has: the upload page, the API, re-runs (page and API)
+    and the admin's re-run action count the analyses they create, so the CPU a user can claim
+    does not depend on the door. (`manage.py analyze --save` is the operator's own tool and is
+    not counted.) Counted from the analyses' rows, so it holds across web processes and machines."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    limit, period = parse_rate(settings.DEEPFAKE_UPLOAD_RATE)
+    since = timezone.now() - timedelta(seconds=period)
+    recent = Analysis.objects.filter(owner=owner, created_at__gte=since)
+    used = recent.count()
+    if used + files <= limit:
+        return
+    oldest = recent.order_by("created_at").values_list("created_at", flat=True).first()
+    wait = max(1, int((oldest + timedelta(seconds=period) - timezone.now()).total_seconds())) if oldest else period
+    left = max(0, limit - used)
+    raise QuotaExceeded(
+        f"You may start {limit} analyses per {_period_name(period)}; {used} were started in the last one, "
+        f"so {left} more can start now (you asked for {files}). Try again in {_duration(wait)}.",
+        wait,
+    )
+
+
+def _period_name(seconds: int) -> str:
+    return {1: "second", 60: "minute", 3600: "hour", 86400: "day"}[seconds]
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds} s" if seconds < 120 else f"{round(seconds / 60)} min"
 
 
 def store_upload(owner, uploaded: UploadedFile) -> Upload:
@@ -61,13 +113,7 @@ def create_analysis(
         upload=upload, owner=owner, frames_requested=frames, model_requested=model, callback_url=callback_url
     )
     if upload.media_type == MediaType.UNKNOWN:
-        fail_now(
-            analysis,
-            FailureReason.UNSUPPORTED_TYPE,
-            f"“{upload.original_name}” is not a photo or video this service can read "
-            "(supported: JPEG, PNG, WebP, BMP, TIFF, GIF photos; MP4, MOV, MKV, WebM, AVI videos; "
-            "HEIC/AVIF photos must be converted first).",
-        )
+        fail_now(analysis, FailureReason.UNSUPPORTED_TYPE, unsupported_message(upload.original_name))
         return analysis
     enqueue(analysis)
     return analysis

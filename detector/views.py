@@ -35,13 +35,14 @@ def upload(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
+                services.check_quota(request.user, len(data["files"]))
                 created = [
                     services.create_analysis(
                         request.user, services.store_upload(request.user, f), data["frames"], data["model"]
                     )
                     for f in data["files"]
                 ]
-            except services.StorageError as exc:
+            except (services.StorageError, services.QuotaExceeded) as exc:
                 form.add_error(None, str(exc))
             else:
                 if len(created) == 1:
@@ -162,6 +163,11 @@ def analysis_rerun(request: HttpRequest, pk) -> HttpResponse:
         for errors in form.errors.values():
             messages.error(request, " ".join(errors))
         return redirect("analysis", pk=analysis.pk)
+    try:
+        services.check_quota(analysis.owner)
+    except services.QuotaExceeded as exc:
+        messages.error(request, str(exc))
+        return redirect("analysis", pk=analysis.pk)
     again = services.rerun(analysis, form.cleaned_data["frames"], form.cleaned_data["model"])
     messages.success(request, "A new analysis of the same file was started; the earlier one is kept.")
     return redirect("analysis", pk=again.pk)
@@ -199,6 +205,7 @@ def analysis_report(request: HttpRequest, pk, fmt: str) -> HttpResponse:
     return reports.download(get_analysis(request, pk), fmt)
 
 
+@never_cache  # the token and the webhook secret must not stay in any cache
 @login_required
 def api_access(request: HttpRequest) -> HttpResponse:
     """The user's API token (created or replaced on POST) and webhook secret."""
@@ -207,9 +214,12 @@ def api_access(request: HttpRequest) -> HttpResponse:
     from detector.webhooks import user_secret
 
     if request.method == "POST":
-        Token.objects.filter(user=request.user).delete()
+        replaced, _ = Token.objects.filter(user=request.user).delete()
         Token.objects.create(user=request.user)
-        messages.success(request, "A new API token was created; the old one no longer works.")
+        if replaced:
+            messages.success(request, "A new API token was created; the old one no longer works.")
+        else:
+            messages.success(request, "Your API token was created.")
         return redirect("api-access")
     token = Token.objects.filter(user=request.user).first()
     context = {"token": token, "webhook_secret": user_secret(request.user.pk)}
@@ -238,6 +248,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """200 when every dependency answers, 503 otherwise; the body says which failed."""
     checks = run_checks()
     healthy = all(checks[name]["ok"] for name in REQUIRED)
+    if not request.user.is_staff:
+        # Anyone may ask whether the service is up; only staff learn its internals
+        # (database vendor, broker kind, error texts).
+        checks = {name: {"ok": check["ok"]} for name, check in checks.items()}
     return JsonResponse(
         {"status": "ok" if healthy else "error", "checks": checks},
         status=200 if healthy else 503,

@@ -11,16 +11,23 @@ Delivery is a task of its own, so it never holds up an analysis: each attempt wa
 the queue's scheduler, not by sleeping in a worker.
 
 Targets must be http(s). Private, loopback and link-local addresses are refused unless
-`DEEPFAKE_WEBHOOK_ALLOW_PRIVATE` is set (a callback must not reach into the server's network).
+`DEEPFAKE_WEBHOOK_ALLOW_PRIVATE` is set (a callback must not reach into the server's network),
+and so are IPv6 addresses that carry one inside (IPv4-mapped, NAT64, 6to4, Teredo). The host
+is resolved once per attempt and the POST goes to the address that was checked, with the
+URL's host name in `Host` and in TLS (SNI and certificate): a name that resolves to a public
+address for the check and to a private one for the connection (DNS rebinding) gets nowhere.
 """
 
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
 import socket
+import ssl
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -53,24 +60,101 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, tolerance_s
     return fresh and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def check_target(url: str) -> None:
-    """Raise WebhookTargetError unless the URL is http(s) to an allowed address."""
+# Prefixes whose addresses embed an IPv4 address in their last 32 bits (RFC 6052, RFC 8215).
+NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A callback URL, checked, with the one address the POST will go to."""
+
+    scheme: str
+    host: str
+    port: int
+    address: str
+    path: str
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The host's addresses (one lookup; tests replace this with a fake resolver)."""
+    return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
+def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Globally routable, and so is any IPv4 address it carries inside."""
+    if not ip.is_global:
+        return False
+    if ip.version == 6:
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and any(ip in prefix for prefix in NAT64_PREFIXES):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and not embedded.is_global:
+            return False
+    return True
+
+
+def check_target(url: str) -> Target:
+    """The checked target of a callback URL; WebhookTargetError unless it is http(s) to an
+    allowed address on a valid port."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebhookTargetError("the callback URL must be an http:// or https:// URL")
-    if settings.DEEPFAKE_WEBHOOK_ALLOW_PRIVATE:
-        return
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
-    except socket.gaierror:
+        port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise WebhookTargetError("the callback URL's port must be between 1 and 65535") from None
+    if not 1 <= port <= 65535:
+        raise WebhookTargetError("the callback URL's port must be between 1 and 65535")
+    try:
+        addresses = resolve(parts.hostname, port)
+    except (socket.gaierror, UnicodeError):
         raise WebhookTargetError(f"the callback host {parts.hostname!r} does not resolve") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global:
-            raise WebhookTargetError(
-                f"the callback host {parts.hostname!r} is a private or local address ({ip}); "
-                "set DEEPFAKE_WEBHOOK_ALLOW_PRIVATE=1 to allow it"
-            )
+    if not addresses:
+        raise WebhookTargetError(f"the callback host {parts.hostname!r} does not resolve")
+    if not settings.DEEPFAKE_WEBHOOK_ALLOW_PRIVATE:
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%")[0])
+            if not is_public(ip):
+                raise WebhookTargetError(
+                    f"the callback host {parts.hostname!r} is a private or local address ({ip}); "
+                    "set DEEPFAKE_WEBHOOK_ALLOW_PRIVATE=1 to allow it"
+                )
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(parts.scheme, parts.hostname, port, addresses[0], path)
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the checked address; `Host` stays the URL's host."""
+
+    def __init__(self, target: Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self.address = target.address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """Connects to the checked address; TLS verifies the URL's host name (SNI, certificate)."""
+
+    def __init__(self, target: Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
+        self.address = target.address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def post(target: Target, body: bytes, headers: dict[str, str], timeout: float = TIMEOUT_S) -> int:
+    """POST to the checked address, no redirects followed; the response status."""
+    kind = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
+    connection = kind(target, timeout)
+    try:
+        connection.request("POST", target.path, body=body, headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def payload(analysis) -> dict:
@@ -100,8 +184,6 @@ def schedule_delivery(analysis) -> None:
 
 def deliver(analysis_id: str, attempt: int = 1) -> str:
     """One delivery attempt; on failure, schedule the next one with backoff."""
-    import requests
-
     from detector.models import Analysis
 
     analysis = Analysis.objects.select_related("upload").filter(pk=analysis_id).first()
@@ -118,17 +200,14 @@ def deliver(analysis_id: str, attempt: int = 1) -> str:
         "X-Deepfake-Signature": sign(user_secret(analysis.owner_id), timestamp, body),
     }
     try:
-        check_target(analysis.callback_url)
-        response = requests.post(
-            analysis.callback_url, data=body, headers=headers, timeout=TIMEOUT_S, allow_redirects=False
-        )
-        if 200 <= response.status_code < 300:
-            return f"delivered ({response.status_code})"
-        problem = f"HTTP {response.status_code}"
+        status = post(check_target(analysis.callback_url), body, headers)
+        if 200 <= status < 300:
+            return f"delivered ({status})"
+        problem = f"HTTP {status}"
     except WebhookTargetError as exc:
         log.warning("webhook of %s refused: %s", analysis_id, exc)
         return f"refused: {exc}"
-    except requests.RequestException as exc:
+    except (OSError, http.client.HTTPException) as exc:
         problem = type(exc).__name__
     if attempt > len(BACKOFF_S):
         log.warning("webhook of %s failed %d times (%s); giving up", analysis_id, attempt, problem)

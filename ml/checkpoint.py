@@ -126,7 +126,7 @@ def load_checkpoint(path: str | Path, expected_name: str | None = None, device: 
 
     path = Path(path)
     if not path.is_file():
-        raise ModelUnavailableError(f"model file not found: {path}")
+        raise ModelUnavailableError(f"model file not found: {path.name} (is the model installed?)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged or foreign file

@@ -210,8 +210,9 @@ class Detector:
             face_result = FaceResult(
                 frame_index=frames[f].index,
                 timestamp_s=frames[f].timestamp_s,
-                box=face.box,
-                landmarks=[(float(x), float(y)) for x, y in face.landmarks],
+                # In the source's pixels: frames above 1080p are analysed scaled down.
+                box=tuple(v / frames[f].scale for v in face.box),
+                landmarks=[(float(x) / frames[f].scale, float(y) / frames[f].scale) for x, y in face.landmarks],
                 detector_confidence=face.confidence,
                 interpolated=isinstance(face, Interpolated),
                 track_id=face.track_id,

@@ -17,6 +17,7 @@ WebSocket would save little. Frames are scored in memory and never written anywh
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import threading
@@ -30,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from ml.formats import MAX_FRAME_BYTES
 from ml.inference import Detector, get_detector, shared_emotion_recognizer
@@ -89,12 +91,32 @@ class LiveFrame:
         }
 
 
+# A live frame is a camera picture (the page sends <= 640 px wide); 4K is plenty.
+MAX_LIVE_PIXELS = 3840 * 2160
+
+
+def picture_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from an encoded picture's header, without decoding its pixels."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:  # lazy: reads the header only
+            return image.size
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, from the header too
+        raise ValueError(f"a frame is at most {MAX_LIVE_PIXELS // 1_000_000} megapixels ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise ValueError("the body is not a JPEG or PNG picture") from None
+
+
 def decode_picture(data: bytes) -> np.ndarray:
     """RGB pixels of an encoded picture; ValueError when it is not one."""
     if not data:
         raise ValueError("the request has no picture")
     if len(data) > MAX_FRAME_BYTES:
         raise ValueError(f"a frame is at most {MAX_FRAME_BYTES // 1024 // 1024} MB")
+    # The size is read from the header, before anything is decoded: a 1 MB PNG can claim
+    # 30000x30000 pixels (2.7 GB decoded).
+    width, height = picture_size(data)
+    if width * height > MAX_LIVE_PIXELS:
+        raise ValueError(f"a frame is at most {MAX_LIVE_PIXELS // 1_000_000} megapixels, not {width}x{height}")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError("the body is not a JPEG or PNG picture")

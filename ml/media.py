@@ -26,6 +26,15 @@ DEFAULT_FRAMES = 32
 MAX_IMAGE_PIXELS = 80_000_000
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
+# Videos above this many pixels per frame are refused (4K DCI, 4096x2160, passes). A 52 kB
+# 4096x4096 clip would otherwise cost ~50 MB of RAM per sampled frame.
+MAX_VIDEO_PIXELS = 4096 * 2160
+# Sampled frames above this many pixels (1080p) are scaled down as soon as they are decoded,
+# so a 100-frame analysis holds at most ~620 MB of frames whatever the resolution. Faces are
+# cropped to 224 px for the model, so nothing the model sees is lost for faces below ~1/5 of
+# the frame height. Boxes are reported in the source's pixels (`Frame.scale`).
+MAX_ANALYSIS_PIXELS = 1920 * 1080
+
 # Grabbing (decoding without converting) costs ~1 ms a frame at 720p; one seek costs
 # ~90 ms here. Seek only across gaps long enough for it to pay (long videos).
 SEEK_GAP_FRAMES = 300
@@ -50,11 +59,13 @@ class ImageInfo:
 
 @dataclass
 class Frame:
-    """One decoded frame: its index in the stream, its timestamp and its RGB pixels."""
+    """One decoded frame: its index in the stream, its timestamp and its RGB pixels, which
+    are `scale` times the source's size (1.0 unless the source is above 1080p)."""
 
     index: int
     timestamp_s: float
     image: np.ndarray
+    scale: float = 1.0
 
 
 def sample_indices(frame_count: int, n: int) -> list[int]:
@@ -166,6 +177,8 @@ def _video_info(capture: cv2.VideoCapture, path: Path) -> VideoInfo:
         width, height = height, width
     if frame_count <= 0 or width <= 0:
         raise UnreadableMediaError("the video has no decodable frames")
+    if width * height > MAX_VIDEO_PIXELS:
+        raise MediaTooLargeError(f"{path.name}: {width}x{height} is more than {_megapixels(MAX_VIDEO_PIXELS)} a frame")
     return VideoInfo(
         frame_count=frame_count,
         fps=fps,
@@ -204,10 +217,23 @@ def _read_indices(capture: cv2.VideoCapture, wanted: list[int]) -> tuple[list[Fr
         ok, bgr = capture.retrieve()
         if not ok or bgr is None:
             continue
+        height, width = bgr.shape[:2]
+        if width * height > MAX_VIDEO_PIXELS:  # a stream larger than its container said
+            raise MediaTooLargeError(f"a frame of {width}x{height} is more than {_megapixels(MAX_VIDEO_PIXELS)}")
         milliseconds = capture.get(cv2.CAP_PROP_POS_MSEC)
         timestamp = milliseconds / 1000 if milliseconds > 0 or index == 0 else (index / fps if fps else 0.0)
-        frames.append(Frame(index=index, timestamp_s=timestamp, image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+        scale = min(1.0, math.sqrt(MAX_ANALYSIS_PIXELS / (width * height)))
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+            scale = size[0] / width
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        frames.append(Frame(index=index, timestamp_s=timestamp, image=rgb, scale=scale))
     return frames, position
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} megapixels"
 
 
 def read_image(path: str | Path) -> tuple[ImageInfo, np.ndarray]:

@@ -13,7 +13,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from detector.models import Analysis, Status
+from detector.models import Analysis, Status, Upload
 from tests.bad_media import CASES
 from tests.conftest import ROOT
 
@@ -61,9 +61,11 @@ def test_through_the_api(case, media, alice, models, settings, django_capture_on
     )
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/api/v1/analyses/", {"file": upload, "frames": 10}, format="multipart")
-    if case.name == "zero bytes":
-        # An empty file is refused at the door, with the field named.
-        assert response.status_code == 400 and "file" in response.json()
+    if case.reason == "unsupported_type":
+        # Not a photo or video (or empty): refused at the door, with the field named; nothing kept.
+        assert response.status_code == 400 and "file" in response.json(), response.content
+        assert not Upload.objects.exists() and not Analysis.objects.exists()
+        assert not any(Path(settings.MEDIA_ROOT).rglob("*.*"))
         return
     assert response.status_code == 202, response.content
     body = client.get(response.json()["url"]).json()
@@ -81,9 +83,10 @@ def test_through_the_upload_page(case, media, client, alice, models, settings, d
     )
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("upload"), {"files": upload, "frames": 10})
-    if case.name == "zero bytes":
-        assert response.status_code == 200 and "is empty" in response.content.decode()
-        assert not Analysis.objects.exists()
+    if case.reason == "unsupported_type":
+        text = response.content.decode()
+        assert response.status_code == 200 and ("is empty" in text or "is not a photo or video" in text)
+        assert not Upload.objects.exists() and not Analysis.objects.exists()
         return
     analysis = Analysis.objects.get()
     assert response.status_code == 302

@@ -3,6 +3,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from detector.catalog import model_names
+from detector.media import sniff_media_type, unsupported_message
 from detector.models import (
     FRAMES_DEFAULT,
     FRAMES_MAX,
@@ -26,6 +27,9 @@ class CreateAnalysisSerializer(serializers.Serializer):
         limit = settings.DEEPFAKE_MAX_UPLOAD_MB * 1024 * 1024
         if value.size > limit:
             raise serializers.ValidationError(f"The file is larger than {settings.DEEPFAKE_MAX_UPLOAD_MB} MB.")
+        # What can be known at upload is refused at upload: nothing is stored or queued.
+        if sniff_media_type(value.file) is None:
+            raise serializers.ValidationError(unsupported_message(value.name or "the file"))
         return value
 
     def validate_model(self, value: str) -> str:

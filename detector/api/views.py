@@ -12,7 +12,7 @@ from rest_framework.decorators import action, api_view, parser_classes, throttle
 from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
+from rest_framework.throttling import UserRateThrottle
 
 from detector import live, reports, services
 from detector.api.serializers import (
@@ -39,18 +39,18 @@ ORDERINGS = {
 }
 
 
+def quota_response(exc: "services.QuotaExceeded") -> Response:
+    """429 with the reason and when to try again, like DRF's own throttles answer."""
+    response = Response({"detail": str(exc)}, status=status.HTTP_429_TOO_MANY_REQUESTS)
+    response["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 class AnalysisViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     throttle_scope = "analyses"
-
-    def get_throttles(self):
-        # Creating and re-running analyses costs minutes of CPU: they have their own, lower rate.
-        if self.action in ("create", "rerun"):
-            self.throttle_scope = "uploads"
-            return [ScopedRateThrottle()]
-        return super().get_throttles()
 
     def get_serializer_class(self):
         return AnalysisListSerializer if self.action == "list" else AnalysisSerializer
@@ -98,7 +98,10 @@ class AnalysisViewSet(
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
+            services.check_quota(request.user)
             upload = services.store_upload(request.user, data["file"])
+        except services.QuotaExceeded as exc:
+            return quota_response(exc)
         except services.StorageError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         analysis = services.create_analysis(request.user, upload, data["frames"], data["model"], data["callback_url"])
@@ -113,8 +116,13 @@ class AnalysisViewSet(
         """Analyse the same file again with other settings; both analyses keep their results."""
         serializer = RerunSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        analysis = self.get_object()
+        try:
+            services.check_quota(analysis.owner)
+        except services.QuotaExceeded as exc:
+            return quota_response(exc)
         again = services.rerun(
-            self.get_object(), serializer.validated_data.get("frames"), serializer.validated_data.get("model")
+            analysis, serializer.validated_data.get("frames"), serializer.validated_data.get("model")
         )
         return self._accepted(again)
 
@@ -196,7 +204,9 @@ def models_list(request: Request) -> Response:
 @api_view(["GET"])
 def webhook_secret(request: Request) -> Response:
     """Your webhook signing secret (see the README: verifying webhooks)."""
-    return Response({"secret": user_secret(request.user.pk)})
+    response = Response({"secret": user_secret(request.user.pk)})
+    response["Cache-Control"] = "no-store, private"
+    return response
 
 
 class LiveThrottle(UserRateThrottle):

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.training import evaluate, train
 from ml.checkpoint import load_checkpoint
+from ml.training import evaluate, train
 from tests.conftest import shared_path
 from tests.media_factory import write_frames_from
 
