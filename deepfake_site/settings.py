@@ -268,6 +268,8 @@ SECURE_HSTS_SECONDS = env_int("DEEPFAKE_HSTS_SECONDS", 31536000 if DEEPFAKE_HTTP
 SECURE_HSTS_INCLUDE_SUBDOMAINS = DEEPFAKE_HTTPS
 # preload asks browsers' vendors to hard-code HTTPS for the domain: only when asked for.
 SECURE_HSTS_PRELOAD = DEEPFAKE_HTTPS and env_bool("DEEPFAKE_HSTS_PRELOAD", False)
+# Without preload, `check --deploy` would warn that the site cannot join the preload list.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 # The container's health check speaks plain HTTP to the server itself.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 DEEPFAKE_BEHIND_PROXY = env_bool("DEEPFAKE_BEHIND_PROXY", False)

@@ -135,17 +135,13 @@ def test_reports_in_three_formats(signed_in, models, short_video, django_capture
     ("make", "reason"),
     [
         (
-            lambda tmp: ("notes.mp4", b"just text, renamed to look like a video\n" * 10),
-            FailureReason.UNSUPPORTED_TYPE,
-        ),
-        (
             lambda tmp: ("broken.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x17" * 4000),
             FailureReason.UNREADABLE_MEDIA,
         ),
         (lambda tmp: ("wall.jpg", blank_photo(tmp / "wall.jpg").read_bytes()), FailureReason.NO_FACE),
         (lambda tmp: ("bomb.png", _bomb(tmp)), FailureReason.TOO_LARGE),
     ],
-    ids=["unsupported_type", "unreadable_media", "no_face", "too_large"],
+    ids=["unreadable_media", "no_face", "too_large"],
 )
 def test_bad_files_end_failed_with_their_reason(
     signed_in, models, tmp_path, django_capture_on_commit_callbacks, make, reason
@@ -159,6 +155,15 @@ def test_bad_files_end_failed_with_their_reason(
     page = signed_in.get(reverse("analysis", args=[analysis.pk])).content.decode()
     assert escape(analysis.failure_message) in page
     assert ("NO FACE" if reason == FailureReason.NO_FACE else "ANALYSIS FAILED") in page
+
+
+def test_a_file_that_is_no_photo_or_video_is_refused_at_upload(signed_in, private_media):
+    # What can be known at upload is refused there: nothing is stored, no job is made.
+    content = b"just text, renamed to look like a video\n" * 10
+    response = signed_in.post(reverse("upload"), {"files": SimpleUploadedFile("notes.mp4", content), "frames": 10})
+    assert response.status_code == 200
+    assert "“notes.mp4” is not a photo or video this service can read" in response.content.decode()
+    assert not Analysis.objects.exists() and not any(p.is_file() for p in private_media.rglob("*"))
 
 
 def _bomb(tmp: Path) -> bytes:
@@ -288,7 +293,8 @@ def test_frame_counts_out_of_range_are_refused(signed_in, frames):
 def test_history_filters_and_searches(signed_in, alice, models, django_capture_on_commit_callbacks):
     photo = next(shared_path("data", "images", "lfw_faceswap", "test", "real").glob("*.jpg")).read_bytes()
     upload(signed_in, django_capture_on_commit_callbacks, "holiday.jpg", photo)
-    upload(signed_in, django_capture_on_commit_callbacks, "notes.mp4", b"plain text" * 50)
+    # A video that fails in the worker (its frames do not decode).
+    upload(signed_in, django_capture_on_commit_callbacks, "notes.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x17" * 500)
     page = signed_in.get(reverse("history")).content.decode()
     assert "holiday.jpg" in page and "notes.mp4" in page
     page = signed_in.get(reverse("history"), {"status": "failed"}).content.decode()
