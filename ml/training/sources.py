@@ -95,7 +95,8 @@ def reencode(image: np.ndarray, quality: int = JPEG_QUALITY) -> np.ndarray:
 
 def write_clip(frames: list[np.ndarray], path: Path, fps: float = CLIP_FPS) -> None:
     """Frames (RGB, equal size) to a video the engine reads (MJPG in AVI: near-lossless,
-    so the JPEG treatment above stays the only compression)."""
+    so the JPEG treatment above stays the only compression). MJPG keeps even sides: an odd
+    side loses its last pixel row or column (299 becomes 298), for every clip alike."""
     import cv2
 
     path.parent.mkdir(parents=True, exist_ok=True)
