@@ -90,7 +90,7 @@ def main() -> int:
         "DEEPFAKE_WORKERS": "1",
         # Several workers share this machine's cores: give each its share.
         "DEEPFAKE_TORCH_THREADS": str(max(1, (os.cpu_count() or 2) // args.workers)),
-        "DEEPFAKE_API_UPLOAD_RATE": "100000/hour",
+        "DEEPFAKE_UPLOAD_RATE": "100000/hour",
         "DEEPFAKE_API_RATE": "100000/hour",
     }
     processes: list[subprocess.Popen] = []
