@@ -62,9 +62,36 @@ def measured_accuracy(architecture: str, version: str) -> dict:
 WEAK_EVIDENCE_BELOW = 0.9
 
 
+def measured_aucs(measured: dict) -> list[float]:
+    """Every ROC-AUC measured of a model: its test split, cross-validation, scoreboard sets."""
+    aucs = [result["roc_auc"] for key, result in measured.items() if key in ("test", "crossval")]
+    aucs += [entry["roc_auc"] for entry in scoreboard_sets(measured)]
+    return [auc for auc in aucs if auc is not None]
+
+
+def scoreboard_sets(measured: dict) -> list[dict]:
+    """The scoreboard rows of a model (`ml.training.scoreboard --record`) that have a figure."""
+    board = measured.get("scoreboard") or {}
+    return [entry for entry in board.get("sets", []) if entry.get("roc_auc") is not None]
+
+
 def weak_evidence(measured: dict) -> bool:
-    """Whether any of the model's measured ROC-AUCs falls below WEAK_EVIDENCE_BELOW."""
-    return any(result["roc_auc"] < WEAK_EVIDENCE_BELOW for result in measured.values())
+    """Whether any of the model's measured ROC-AUCs falls below WEAK_EVIDENCE_BELOW: a model
+    that fails on some kind of media gives weak evidence on any."""
+    return any(auc < WEAK_EVIDENCE_BELOW for auc in measured_aucs(measured))
+
+
+def scoreboard_sentence(measured: dict) -> str:
+    """The scoreboard in one line: the range of ROC-AUCs over the other test sets."""
+    sets = scoreboard_sets(measured)
+    if not sets:
+        return ""
+    low = min(sets, key=lambda entry: entry["roc_auc"])
+    high = max(sets, key=lambda entry: entry["roc_auc"])
+    return (
+        f"On {len(sets)} test sets from other sources, ROC-AUC from {low['roc_auc']:.2f} ({low['set']}) "
+        f"to {high['roc_auc']:.2f} ({high['set']})"
+    )
 
 
 def accuracy_sentence(measured: dict) -> str:
@@ -78,6 +105,8 @@ def accuracy_sentence(measured: dict) -> str:
         text += f" (95 % interval {low:.2f}–{high:.2f})"
     if crossval:
         text += f"; cross-validated over {crossval['files']} other {crossval['level']}s, {crossval['roc_auc']:.2f}"
+    if board := scoreboard_sentence(measured):
+        text += f"; {board[0].lower()}{board[1:]}"
     text += " (1 = perfect ranking, 0.5 = chance)"
     return text + (". Treat the verdict as weak evidence." if weak_evidence(measured) else "")
 

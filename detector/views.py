@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from detector import reports, services
-from detector.catalog import measured_accuracy, weak_evidence
+from detector.catalog import measured_accuracy, scoreboard_sentence, weak_evidence
 from detector.forms import HistoryFilterForm, SettingsForm, UploadForm
 from detector.health import REQUIRED, run_checks
 from detector.media import media_response
@@ -129,6 +129,7 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
         "emotions": sorted(analysis.emotions.items(), key=lambda item: -item[1]),
         "measured": measured,
         "weak_evidence": weak_evidence(measured),
+        "scoreboard": scoreboard_sentence(measured),
         "settings_form": SettingsForm(initial={"frames": analysis.frames_requested, "model": analysis.model_requested}),
     }
     return render(request, "detector/detail.html", context)

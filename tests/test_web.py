@@ -72,6 +72,8 @@ def test_a_video_is_analysed_and_its_result_page_shows_the_evidence(
     if measured:
         assert 'id="model-accuracy"' in page and f"{measured['test']['roc_auc']:.2f}" in page
         assert f"{measured['crossval']['roc_auc']:.2f}" in page and "weak evidence" in page
+        if measured.get("scoreboard"):  # the scoreboard's video sets, the worst and best named
+            assert 'id="model-scoreboard"' in page and "test sets from other sources" in page
     frame = analysis.frames.exclude(thumbnail="").first()
     face = analysis.faces.first()
     for url in (
@@ -312,3 +314,25 @@ def test_forms_need_their_csrf_token(alice):
     assert client.post(reverse("upload"), {"files": photo, "frames": 32}).status_code == 403
     assert client.post(reverse("api-access")).status_code == 403
     assert not Analysis.objects.exists()
+
+
+def test_the_scoreboard_counts_as_evidence_of_weakness():
+    from detector.catalog import accuracy_sentence, scoreboard_sentence, weak_evidence
+
+    strong = {"test": {"roc_auc": 0.98, "files": 100, "level": "photo", "roc_auc_interval": [0.97, 0.99]}}
+    assert not weak_evidence(strong) and scoreboard_sentence(strong) == ""
+    board = {
+        "sets": [
+            {"set": "LFW face swap test", "roc_auc": 0.98},
+            {"set": "StyleGAN vs real photos", "roc_auc": 0.61},
+            {"set": "not imported", "skipped": "stylegan is not imported", "roc_auc": None},
+        ]
+    }
+    measured = {**strong, "scoreboard": board}
+    assert weak_evidence(measured)  # fails on one kind of media: weak evidence on any
+    sentence = scoreboard_sentence(measured)
+    assert (
+        sentence
+        == "On 2 test sets from other sources, ROC-AUC from 0.61 (StyleGAN vs real photos) to 0.98 (LFW face swap test)"
+    )
+    assert "from 0.61 (StyleGAN vs real photos)" in accuracy_sentence(measured)
