@@ -25,6 +25,18 @@ class InstalledModel:
         return DEFAULT_MODELS.get(self.kind) == self.name
 
 
+def without_paths(value):
+    """The value with every file-system path cut to its last part: cards record where the
+    training machine kept its data (`../shared/data/...`), which is nobody's business."""
+    if isinstance(value, dict):
+        return {key: without_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_paths(item) for item in value]
+    if isinstance(value, str) and "/" in value and value.startswith(("/", "./", "../", "~")):
+        return Path(value).name
+    return value
+
+
 def installed_models() -> list[InstalledModel]:
     models = []
     for card_path in sorted(Path(settings.DEEPFAKE_MODEL_DIR).glob("*.json")):
@@ -43,7 +55,7 @@ def installed_models() -> list[InstalledModel]:
                 calibration=card.get("calibration") or {},
                 provenance=provenance,
                 weights_present=card_path.with_suffix(".pt").is_file(),
-                evaluation=card.get("evaluation") or {},
+                evaluation=without_paths(card.get("evaluation") or {}),
             )
         )
     return models

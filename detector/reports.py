@@ -13,6 +13,7 @@ from detector import charts
 from detector.catalog import accuracy_sentence, measured_accuracy
 from detector.csvfiles import SafeWriter
 from detector.models import Analysis
+from detector.verdicts import read as read_verdict
 from ml.results import EMOTIONS, speaking_face
 
 METHOD_TEXT = (
@@ -396,13 +397,8 @@ def as_pdf(data: ReportData) -> bytes:
     threshold = s["threshold"]
     low, high = s["uncertain_band"]
     if s["fake_probability"] is not None:
-        story.append(
-            Paragraph(
-                f"P(fake) {s['fake_probability']:.1%} · confidence {s['confidence']:.0%} · "
-                f"threshold {threshold:.2f} (uncertain between {low:.2f} and {high:.2f})",
-                styles["BodyText"],
-            )
-        )
+        # The same reading as the result page: the score against the band, in enough digits.
+        story.append(Paragraph(read_verdict(s["fake_probability"], threshold, low, high).sentence, styles["BodyText"]))
     if s["failure_message"]:
         story.append(Paragraph(escape(s["failure_message"]), styles["BodyText"]))
     facts = [

@@ -82,7 +82,7 @@ def _notify(analysis_id: str) -> None:
 
 
 def _run_pipeline(analysis: Analysis):
-    from ml.inference import get_detector
+    from ml.inference import detector_for
     from ml.media import detect_media_type
 
     _configure_torch()
@@ -101,9 +101,11 @@ def _run_pipeline(analysis: Analysis):
             Analysis.objects.filter(pk=analysis.pk).update(stage=stage, progress=round(90 * fraction))
 
     progress("loading the model", 0.0)
-    detector = get_detector(
+    detector, note = detector_for(
         analysis.model_requested or None, media_type, settings.DEEPFAKE_MODEL_DIR, settings.DEEPFAKE_DEVICE
     )
+    if note:  # the model that ran is recorded with the result; the log says why it is another
+        log.info("analysis %s: %s", analysis.pk, note)
     if media_type == "video":
         return detector.analyze_video(
             path, analysis.frames_requested, progress=progress, emotions=settings.DEEPFAKE_EMOTIONS

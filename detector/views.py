@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from detector import reports, services
+from detector import reports, services, verdicts
 from detector.catalog import measured_accuracy, scoreboard_sentence, weak_evidence
 from detector.forms import HistoryFilterForm, SettingsForm, UploadForm
 from detector.health import REQUIRED, run_checks
@@ -117,7 +117,13 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
         ]
         strip.append({"frame": frame, "boxes": boxes})
     measured = measured_accuracy(analysis.model_name, analysis.model_version)
+    reading = None
+    if analysis.fake_probability is not None and analysis.threshold is not None:
+        reading = verdicts.read(
+            analysis.fake_probability, analysis.threshold, analysis.uncertain_low, analysis.uncertain_high
+        )
     context = {
+        "reading": reading,
         "analysis": analysis,
         "upload": analysis.upload,
         "strip": strip,

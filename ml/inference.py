@@ -404,6 +404,24 @@ def get_detector(
     return _DETECTORS[key]
 
 
+def detector_for(
+    model: str | Path | None, media_type: str, model_dir: str | Path | None = None, device: str = "auto"
+) -> tuple[Detector, str]:
+    """The detector for a file of `media_type`, and a note ("" if none). A requested model of
+    the other kind (a video model for a photo) is not used: the default model of the file's
+    kind is, and the note says so."""
+    detector = get_detector(model, media_type, model_dir, device)
+    if detector.config.kind == media_type:
+        return detector, ""
+    fallback = get_detector(None, media_type, model_dir, device)
+    kind = {"image": "photo", "video": "video"}
+    note = (
+        f"{detector.name} is a {kind[detector.config.kind]} model; this {kind[media_type]} was analysed "
+        f"with {fallback.name}, the {kind[media_type]} model"
+    )
+    return fallback, note
+
+
 def analyze_video(
     path: str | Path, frames: int = DEFAULT_FRAMES, model: str | Path | None = None, **options: object
 ) -> AnalysisResult:

@@ -128,3 +128,16 @@ def test_live_needs_one_readable_source(model_dir, tmp_path):
     assert two.returncode != 0 and "one video file or camera index" in two.stderr
     missing = analyze("--live", str(tmp_path / "nothing.mp4"), model_dir=model_dir, tmp_path=tmp_path)
     assert missing.returncode != 0 and "no such file" in missing.stderr
+
+
+@pytest.mark.engine
+def test_a_model_of_the_other_kind_is_not_used_silently(model_dir, tmp_path):
+    photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
+    done = analyze(
+        str(photo), "--model", "efficientnet_lstm", "--format", "json", model_dir=model_dir, tmp_path=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-1000:]
+    line = json.loads(done.stdout)
+    # The photo is analysed by the photo model, and the user is told why.
+    assert line["model"] == "efficientnet" and line["verdict"] in ("fake", "real", "uncertain")
+    assert "efficientnet_lstm is a video model" in line["note"] and "efficientnet_lstm is a video model" in done.stderr

@@ -69,9 +69,19 @@ def test_the_whole_api_flow(api, models, clip, django_capture_on_commit_callback
     assert listing["count"] == 1 and listing["results"][0]["id"] == body["id"]
     assert api.get("/api/v1/analyses/", {"verdict": "no_face"}).json()["count"] == 0
     assert api.get("/api/v1/analyses/", {"ordering": "sideways"}).status_code == 400
+    for param in ("verdict", "status", "media_type"):  # a typo is an error, not "no results"
+        bogus = api.get("/api/v1/analyses/", {param: "bogus"})
+        assert bogus.status_code == 400 and param in bogus.json()
 
-    frames = api.get(f"/api/v1/analyses/{body['id']}/frames/").json()
+    page = api.get(f"/api/v1/analyses/{body['id']}/frames/").json()
+    assert page["count"] == 10 and page["next"] is None
+    frames = page["results"]
     assert len(frames) == 10 and frames[0]["faces"]
+    assert [f["index"] for f in frames] == sorted(f["index"] for f in frames)
+    # Pages, as the schema says: 4 a page gives 3 pages, the last with 2 frames.
+    second = api.get(f"/api/v1/analyses/{body['id']}/frames/", {"page": 2, "page_size": 4}).json()
+    assert second["count"] == 10 and [f["index"] for f in second["results"]] == [f["index"] for f in frames[4:8]]
+    assert api.get(f"/api/v1/analyses/{body['id']}/frames/", {"page": 9}).status_code == 404
     face = frames[0]["faces"][0]
     assert len(face["box"]) == 4 and 0 <= face["fake_probability"] <= 1
     image = api.get(face["heatmap_url"])
@@ -129,7 +139,7 @@ def test_an_oversized_upload_is_413_and_nothing_is_kept(api, settings, tmp_path)
 def test_users_see_only_their_own_analyses(alice, bob, models, clip, django_capture_on_commit_callbacks):
     alice_api, bob_api = token_client(alice), token_client(bob)
     analysis_id = create(alice_api, django_capture_on_commit_callbacks, clip, frames=10).json()["id"]
-    frames = alice_api.get(f"/api/v1/analyses/{analysis_id}/frames/").json()
+    frames = alice_api.get(f"/api/v1/analyses/{analysis_id}/frames/").json()["results"]
     face_id = frames[0]["faces"][0]["id"]
     urls = [
         f"/api/v1/analyses/{analysis_id}/",
@@ -220,10 +230,15 @@ def test_models_are_listed(api, models):
     assert {"efficientnet", "efficientnet_lstm"} <= set(names)
     assert names["efficientnet_lstm"]["kind"] == "video" and names["efficientnet"]["kind"] == "image"
     assert names["efficientnet_lstm"]["default"] and names["efficientnet_lstm"]["version"]
+    from detector.catalog import without_paths
+
     for name in ("efficientnet", "efficientnet_lstm"):  # the measured accuracy, as the card records it
         card = json.loads((models / f"{name}.json").read_text())
-        assert names[name]["evaluation"] == card.get("evaluation", {})
+        assert names[name]["evaluation"] == without_paths(card.get("evaluation", {}))
         assert names[name]["validation"] == card["provenance"].get("validation", {})
+    # Where the training machine kept its data is nobody's business.
+    text = json.dumps(listed)
+    assert "../shared" not in text and "/work/" not in text and "/root/" not in text
 
 
 def test_the_openapi_schema_is_valid(tmp_path, client):
@@ -244,3 +259,10 @@ def test_a_token_can_be_created_on_the_page(client, alice):
     client.post("/account/api/")
     token = Token.objects.get(user=alice)
     assert token.key.encode() in client.get("/account/api/").content
+
+
+def test_reports_do_not_expose_local_paths(api, models, django_capture_on_commit_callbacks):
+    photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
+    analysis_id = create(api, django_capture_on_commit_callbacks, photo).json()["id"]
+    report = api.get(f"/api/v1/analyses/{analysis_id}/report.json").content.decode()
+    assert "model_accuracy" in report and "../shared" not in report and "/work/" not in report

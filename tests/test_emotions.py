@@ -64,7 +64,7 @@ def test_an_ffpp_video_gets_expressions_everywhere(alice, client, models, django
 
     body = api.get(f"/api/v1/analyses/{analysis.pk}/").json()
     assert body["emotions"] == analysis.emotions and "emotion_changes" in body
-    api_frames = api.get(f"/api/v1/analyses/{analysis.pk}/frames/").json()
+    api_frames = api.get(f"/api/v1/analyses/{analysis.pk}/frames/").json()["results"]
     assert all(face["emotion"] in EMOTIONS for frame in api_frames for face in frame["faces"])
 
     alice.is_staff = alice.is_superuser = True

@@ -14,6 +14,7 @@ from detector.models import (
     Review,
     Track,
 )
+from detector.verdicts import FIELD_HELP
 from detector.webhooks import WebhookTargetError, check_target
 
 
@@ -126,6 +127,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
         ]
+        extra_kwargs = {name: {"help_text": text} for name, text in FIELD_HELP.items()}
 
     def get_url(self, analysis: Analysis) -> str:
         return self.context["request"].build_absolute_uri(reverse("api-analysis-detail", args=[analysis.pk]))

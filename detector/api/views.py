@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action, api_view, parser_classes, throttle_classes
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,9 +23,9 @@ from detector.api.serializers import (
     FrameSerializer,
     RerunSerializer,
 )
-from detector.catalog import installed_models
+from detector.catalog import installed_models, without_paths
 from detector.media import media_response
-from detector.models import Analysis, FaceResult, FrameResult
+from detector.models import Analysis, FaceResult, FrameResult, Status, Verdict
 from detector.views import visible_analyses
 from detector.webhooks import user_secret
 from ml.formats import MAX_FRAME_BYTES
@@ -37,6 +38,12 @@ ORDERINGS = {
     "finished_at",
     "-finished_at",
 }
+
+
+class FramePagination(PageNumberPagination):
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100  # the most frames an analysis has
 
 
 def quota_response(exc: "services.QuotaExceeded") -> Response:
@@ -62,11 +69,16 @@ class AnalysisViewSet(
         if self.action != "list":
             return analyses.prefetch_related("tracks", "reviews__reviewer")
         params = self.request.query_params
-        for field in ("status", "verdict"):
-            if value := params.get(field):
-                analyses = analyses.filter(**{field: value})
-        if value := params.get("media_type"):
-            analyses = analyses.filter(upload__media_type=value)
+        filters = {
+            "status": ("status", Status.values),
+            "verdict": ("verdict", Verdict.values),
+            "media_type": ("upload__media_type", ["image", "video"]),
+        }
+        for param, (lookup, allowed) in filters.items():
+            if value := params.get(param):
+                if value not in allowed:  # a typo must not look like "no results"
+                    raise serializers.ValidationError({param: f"One of: {', '.join(allowed)}."})
+                analyses = analyses.filter(**{lookup: value})
         for param, lookup in (("created_after", "created_at__gte"), ("created_before", "created_at__lt")):
             if value := params.get(param):
                 moment = parse_datetime(value)
@@ -127,12 +139,14 @@ class AnalysisViewSet(
         return self._accepted(again)
 
     @extend_schema(responses=FrameSerializer(many=True))
-    @action(detail=True)
+    @action(detail=True, pagination_class=FramePagination)
     def frames(self, request: Request, pk=None) -> Response:
-        """Per-frame, per-face scores and boxes, with thumbnail, crop and heatmap URLs."""
+        """Per-frame, per-face scores and boxes, with thumbnail, crop and heatmap URLs, in time
+        order, 20 frames a page (`?page=2`; `?page_size=` up to 100: a whole analysis)."""
         analysis = self.get_object()
-        frames = FrameResult.objects.filter(analysis=analysis).prefetch_related("faces")
-        return Response(FrameSerializer(frames, many=True, context={"request": request}).data)
+        frames = FrameResult.objects.filter(analysis=analysis).order_by("index").prefetch_related("faces")
+        page = self.paginate_queryset(frames)
+        return self.get_paginated_response(FrameSerializer(page, many=True, context={"request": request}).data)
 
     @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY, (200, "text/csv"): OpenApiTypes.STR})
     @action(detail=True, url_path=r"report\.(?P<fmt>pdf|json|csv)")
@@ -192,7 +206,7 @@ def models_list(request: Request) -> Response:
                 "calibration": m.calibration,
                 "evaluation": m.evaluation,
                 "validation": m.provenance.get("validation") or {},
-                "trained_on": m.provenance.get("data_note") or m.provenance.get("data") or "",
+                "trained_on": m.provenance.get("data_note") or without_paths(m.provenance.get("data")) or "",
             }
             for m in installed_models()
             if m.weights_present

@@ -129,14 +129,19 @@ class Command(BaseCommand):
 
     def _analyse(self, path: Path, frames: int, model: str, progress) -> dict:
         from ml.errors import EngineError
-        from ml.inference import get_detector
+        from ml.inference import detector_for
         from ml.media import detect_media_type
 
         line = {"file": str(path), "media_type": None, "verdict": None, "fake_probability": None, "error": None}
         try:
             media_type = detect_media_type(path)
             line["media_type"] = media_type
-            detector = get_detector(model or None, media_type, settings.DEEPFAKE_MODEL_DIR, settings.DEEPFAKE_DEVICE)
+            detector, note = detector_for(
+                model or None, media_type, settings.DEEPFAKE_MODEL_DIR, settings.DEEPFAKE_DEVICE
+            )
+            if note:
+                line["note"] = note
+                self.stderr.write(f"{path.name}: {note}")
             if media_type == "video":
                 result = detector.analyze_video(path, frames, progress=progress, emotions=settings.DEEPFAKE_EMOTIONS)
             else:
