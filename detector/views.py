@@ -15,7 +15,34 @@ from detector.catalog import measured_accuracy, scoreboard_sentence, weak_eviden
 from detector.forms import HistoryFilterForm, SettingsForm, UploadForm
 from detector.health import REQUIRED, run_checks
 from detector.media import media_response
-from detector.models import FRAMES_DEFAULT, FRAMES_MAX, FRAMES_MIN, Analysis, FaceResult, FrameResult
+from detector.models import (
+    FRAMES_DEFAULT,
+    FRAMES_MAX,
+    FRAMES_MIN,
+    Analysis,
+    FaceResult,
+    FailureReason,
+    FrameResult,
+)
+from ml.results import ABRUPT_MAX_GAP_S
+
+# What a user can do about each kind of failure (the page says what failed, why, and this).
+FAILURE_ADVICE = {
+    FailureReason.UNREADABLE_MEDIA: (
+        "The file is damaged or in a form this service cannot decode. Export it again as MP4 (H.264) "
+        "or JPEG/PNG from the program that made it, and upload that."
+    ),
+    FailureReason.UNSUPPORTED_TYPE: "Convert it to a photo (JPEG, PNG, WebP) or a video (MP4, MOV, WebM); upload that.",
+    FailureReason.TOO_LARGE: "Scale it down below the limit named above (for a video, 4K or less) and upload it again.",
+    FailureReason.MODEL_UNAVAILABLE: (
+        "Analyse it again with another model, or ask the administrator to install the missing model."
+    ),
+    FailureReason.TIMEOUT: "Analyse it again with fewer frames, or when the queue is quieter.",
+    FailureReason.INTERNAL_ERROR: (
+        "Analyse it again. If it fails again, tell the administrator the case id in this page's address."
+    ),
+}
+RERUN_MAY_HELP = {FailureReason.MODEL_UNAVAILABLE, FailureReason.TIMEOUT, FailureReason.INTERNAL_ERROR}
 
 
 def visible_analyses(user) -> QuerySet[Analysis]:
@@ -122,8 +149,18 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
         reading = verdicts.read(
             analysis.fake_probability, analysis.threshold, analysis.uncertain_low, analysis.uncertain_high
         )
+    is_photo = analysis.upload.media_type == "image"
+    gap = (analysis.upload.duration_s or 0) / max(1, (analysis.frames_analyzed or 1) - 1)
     context = {
         "reading": reading,
+        "is_photo": is_photo,
+        "failure_advice": FAILURE_ADVICE.get(analysis.failure_reason, FAILURE_ADVICE[FailureReason.INTERNAL_ERROR]),
+        # A failure for the file's own sake (unreadable, too large, no face) is not mended by
+        # analysing it again; a timeout or an error of the service may be.
+        "can_rerun": analysis.status != "failed" or analysis.failure_reason in RERUN_MAY_HELP,
+        "last_review": analysis.reviews.select_related("reviewer").first(),
+        "sparse_sampling": not is_photo and gap > ABRUPT_MAX_GAP_S,
+        "sample_gap_s": gap,
         "analysis": analysis,
         "upload": analysis.upload,
         "strip": strip,

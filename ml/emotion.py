@@ -19,13 +19,12 @@ import torch
 
 from ml.faces import Detection, crop_face
 from ml.models.emotion import INPUT_SIZE, MiniXception, load_emotion_model
-from ml.results import EMOTIONS, EmotionChange, top_emotion
+from ml.results import ABRUPT_MAX_GAP_S, EMOTIONS, EmotionChange, top_emotion
 
 EMOTION_MARGIN = 0.1
 # An abrupt change: the top expression differs between adjacent analysed faces of one person,
 # both are held with at least this probability, and they are at most this far apart in time.
 ABRUPT_MIN_PROBABILITY = 0.5
-ABRUPT_MAX_GAP_S = 0.5
 # ...and the two distributions differ by at least this much (total variation distance, 0..1).
 ABRUPT_MIN_DISTANCE = 0.5
 

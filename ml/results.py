@@ -9,6 +9,9 @@ import numpy as np
 
 VERDICTS = ("fake", "real", "uncertain", "no_face")
 # The expression model's classes, in the order of its outputs (FER2013's).
+# Abrupt expression changes are looked for between faces of one person at most this far apart
+# (seconds); here, torch-free, so that the web process can say when sampling is too sparse.
+ABRUPT_MAX_GAP_S = 0.5
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 

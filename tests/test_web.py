@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from detector.catalog import weak_evidence, without_paths
-from detector.models import Analysis, FaceResult, FailureReason, FrameResult, Status
+from detector.models import Analysis, FaceResult, FailureReason, FrameResult, Status, Upload
 from tests.conftest import shared_path
 from tests.media_factory import blank_photo, write_frames_from
 
@@ -337,3 +337,48 @@ def test_the_scoreboard_counts_as_evidence_of_weakness():
         == "On 2 test sets from other sources, ROC-AUC from 0.61 (StyleGAN vs real photos) to 0.98 (LFW face swap test)"
     )
     assert "from 0.61 (StyleGAN vs real photos)" in accuracy_sentence(measured)
+
+
+def test_a_failed_analysis_says_what_failed_why_and_what_to_do(signed_in, models, django_capture_on_commit_callbacks):
+    broken = b"\x00\x00\x00\x18ftypmp42" + b"\x17" * 4000  # an MP4 header, nothing decodable
+    upload(signed_in, django_capture_on_commit_callbacks, "broken.mp4", broken)
+    analysis = Analysis.objects.get()
+    page = signed_in.get(reverse("analysis", args=[analysis.pk])).content.decode()
+    assert "ANALYSIS FAILED" in page and 'id="failure-what"' in page and 'id="failure-todo"' in page
+    assert "Export it again" in page and "No verdict was made" in page
+    # Nothing that reads like a result: no P(fake) explanation, no reports, no pointless re-run.
+    assert "What this means" not in page and 'id="download-pdf"' not in page and "Analyse again" not in page
+
+
+def test_a_photo_gets_a_photos_page(signed_in, models, django_capture_on_commit_callbacks):
+    photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg").read_bytes()
+    upload(signed_in, django_capture_on_commit_callbacks, "group.jpg", photo)
+    analysis = Analysis.objects.get()
+    page = signed_in.get(reverse("analysis", args=[analysis.pk])).content.decode()
+    assert "The photo" in page and "0.0 s" not in page and "Per-frame table" not in page
+    assert "abrupt expression change" not in page and 'id="rerun-frames"' not in page
+    history = signed_in.get(reverse("history")).content.decode()
+    assert "Photo · " in history and "32 frames" not in history
+
+
+def test_the_owner_sees_the_reviewers_decision(signed_in, alice, django_user_model):
+    upload_row = Upload.objects.create(
+        owner=alice, file="uploads/x.jpg", original_name="x.jpg", size=1, sha256="0" * 64
+    )
+    analysis = Analysis.objects.create(
+        upload=upload_row,
+        owner=alice,
+        status=Status.DONE,
+        verdict="fake",
+        fake_probability=0.91,
+        threshold=0.5,
+        uncertain_low=0.3,
+        uncertain_high=0.7,
+        confidence=0.8,
+    )
+    rita = django_user_model.objects.create_user("rita", password="rita-password-1", is_staff=True)
+    analysis.reviews.create(reviewer=rita, decision="confirmed_real", notes="the source is the original broadcast")
+    page = signed_in.get(reverse("analysis", args=[analysis.pk])).content.decode()
+    assert 'id="review-decision"' in page and "Reviewed: Confirmed real" in page and "rita" in page
+    assert "the original broadcast" in page and "disagrees with the model" in page
+    assert "FAKE" in page  # the model's verdict stays beside the decision
