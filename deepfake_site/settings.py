@@ -298,6 +298,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "scheduled_at_debug": {
+            "()": "detector.logs.ScheduledTasksAtDebug",
+            "level": env_str("DEEPFAKE_LOG_LEVEL", "INFO"),
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["scheduled_at_debug"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("DEEPFAKE_LOG_LEVEL", "INFO")},
 }

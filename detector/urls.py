@@ -1,4 +1,6 @@
+from django.templatetags.static import static
 from django.urls import path
+from django.views.generic import RedirectView
 
 from detector import views
 
@@ -20,5 +22,7 @@ urlpatterns = [
         name="analysis-original",
     ),
     path("analyses/<uuid:pk>/files/<str:kind>/<int:item>", views.analysis_file, name="analysis-file"),
+    path("models/", views.models_page, name="models"),
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("healthz", views.healthz, name="healthz"),
 ]

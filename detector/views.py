@@ -280,6 +280,22 @@ def live_camera(request: HttpRequest) -> HttpResponse:
     return render(request, "detector/live.html", {"threshold": threshold})
 
 
+@login_required
+def models_page(request: HttpRequest) -> HttpResponse:
+    """The model cards, readable: training data, calibration, measured accuracy, scoreboard."""
+    from detector.catalog import installed_models, without_paths
+
+    models = []
+    for m in installed_models():
+        if not m.weights_present:
+            continue
+        m.trained_on = m.provenance.get("data_note") or without_paths(m.provenance.get("data")) or ""
+        validation = m.provenance.get("validation") or {}
+        m.fit = m.provenance.get("calibration_fit") or (validation if "coverage" in validation else None)
+        models.append(m)
+    return render(request, "detector/models.html", {"models": models})
+
+
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("upload")

@@ -382,3 +382,30 @@ def test_the_owner_sees_the_reviewers_decision(signed_in, alice, django_user_mod
     assert 'id="review-decision"' in page and "Reviewed: Confirmed real" in page and "rita" in page
     assert "the original broadcast" in page and "disagrees with the model" in page
     assert "FAKE" in page  # the model's verdict stays beside the decision
+
+
+def test_small_things_a_user_meets(client, signed_in, models):
+    # A styled 404 with the site's navigation; a favicon; the model card on the site.
+    missing = signed_in.get("/no/such/page/")
+    assert missing.status_code == 404 and "Not found" in missing.content.decode()
+    assert 'href="/history/"' in missing.content.decode()
+    assert signed_in.get("/favicon.ico").status_code == 301
+    page = signed_in.get(reverse("models")).content.decode()
+    assert "efficientnet_lstm" in page and "Trained on" in page and "../shared" not in page
+    assert signed_in.get(reverse("password_change")).status_code == 200
+    docs = signed_in.get("/api/docs/").content.decode()
+    assert "← Deepfake Forensics" in docs and "<script>" not in docs
+
+
+def test_routine_scheduler_lines_are_debug():
+    import logging
+
+    from detector.logs import ScheduledTasksAtDebug
+
+    routine = logging.LogRecord(
+        "django-q", logging.INFO, "", 0, "Process-1 created task x from schedule [reap]", (), None
+    )
+    other = logging.LogRecord("django-q", logging.INFO, "", 0, "Q Cluster x running.", (), None)
+    assert ScheduledTasksAtDebug("INFO").filter(routine) is False and routine.levelname == "DEBUG"
+    assert ScheduledTasksAtDebug("INFO").filter(other) is True
+    assert ScheduledTasksAtDebug("DEBUG").filter(routine) is True
