@@ -266,3 +266,62 @@ def test_reports_do_not_expose_local_paths(api, models, django_capture_on_commit
     analysis_id = create(api, django_capture_on_commit_callbacks, photo).json()["id"]
     report = api.get(f"/api/v1/analyses/{analysis_id}/report.json").content.decode()
     assert "model_accuracy" in report and "../shared" not in report and "/work/" not in report
+
+
+def openapi_validator(schema: dict, component: dict):
+    """A JSON Schema validator for an OpenAPI 3.0 schema object (nullable -> null allowed)."""
+    import jsonschema
+
+    def convert(node):
+        if isinstance(node, dict):
+            node = {k: convert(v) for k, v in node.items()}
+            if "$ref" in node:
+                return {"$ref": "#/components/schemas/" + node["$ref"].rsplit("/", 1)[1]}
+            if "oneOf" in node:  # formats are not asserted here, so "" matches a uri and a blank alike
+                node["anyOf"] = node.pop("oneOf")
+            if node.pop("nullable", False):
+                return {"anyOf": [node, {"type": "null"}]}
+            return node
+        if isinstance(node, list):
+            return [convert(v) for v in node]
+        return node
+
+    definitions = {"components": {"schemas": convert(schema["components"]["schemas"])}}
+    return jsonschema.Draft7Validator({**convert(component), **definitions})
+
+
+def response_schema(schema: dict, path: str, method: str = "get", status: str = "200") -> dict:
+    content = schema["paths"][path][method]["responses"][status]["content"]
+    return content["application/json"]["schema"]
+
+
+def test_every_json_endpoint_answers_as_its_schema_says(api, alice, models, clip, django_capture_on_commit_callbacks):
+    import yaml
+
+    schema = yaml.safe_load(api.get("/api/schema/").content)
+    created = create(api, django_capture_on_commit_callbacks, clip, frames=10)
+    analysis_id = created.json()["id"]
+    checks = [
+        ("/api/v1/analyses/", "post", "202", created.json()),
+        ("/api/v1/analyses/", "get", "200", api.get("/api/v1/analyses/").json()),
+        ("/api/v1/analyses/{id}/", "get", "200", api.get(f"/api/v1/analyses/{analysis_id}/").json()),
+        ("/api/v1/analyses/{id}/frames/", "get", "200", api.get(f"/api/v1/analyses/{analysis_id}/frames/").json()),
+        (
+            "/api/v1/analyses/{id}/frames/",
+            "get",
+            "200",
+            api.get(f"/api/v1/analyses/{analysis_id}/frames/", {"page": 2, "page_size": 4}).json(),
+        ),
+        ("/api/v1/models/", "get", "200", api.get("/api/v1/models/").json()),
+        ("/api/v1/webhook-secret/", "get", "200", api.get("/api/v1/webhook-secret/").json()),
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        rerun = api.post(f"/api/v1/analyses/{analysis_id}/rerun/", {"frames": 12})
+    checks.append(("/api/v1/analyses/{id}/rerun/", "post", "202", rerun.json()))
+    for path, method, status, body in checks:
+        validator = openapi_validator(schema, response_schema(schema, path, method, status))
+        errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(body)]
+        assert not errors, (path, method, errors[:5])
+    # The frames endpoint is paginated in the schema, and in fact.
+    frames_schema = response_schema(schema, "/api/v1/analyses/{id}/frames/")
+    assert "Paginated" in frames_schema["$ref"]
