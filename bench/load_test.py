@@ -10,7 +10,9 @@ drops the database. Bounded: it gives up after --timeout seconds.
 """
 
 import argparse
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -40,15 +42,25 @@ def manage(env: dict, *args: str) -> str:
     return done.stdout
 
 
-def stop(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM every process, wait up to 30 s, then kill what is left."""
+def start(command: list[str], env: dict) -> subprocess.Popen:
+    """A child in a session of its own, so that it and every process it starts (gunicorn's and
+    qcluster's workers) can be stopped together."""
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM every process group, wait up to 30 s, then SIGKILL what is left of each group."""
     for process in processes:
-        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
     for process in processes:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group, if any
+        process.wait()
 
 
 def drop_database(server: str, database: str) -> None:
@@ -105,30 +117,16 @@ def main() -> int:
         )
         token = manage(env, "drf_create_token", "load").split()[2]
         processes.append(
-            subprocess.Popen(
-                [PY, "manage.py", "serve", "--no-worker", "--port", str(port), "--web-workers", "2"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            start([PY, "manage.py", "serve", "--no-worker", "--port", str(port), "--web-workers", "2"], env)
         )
         for _ in range(args.workers):
-            processes.append(
-                subprocess.Popen(
-                    [PY, "manage.py", "qcluster"],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            processes.append(start([PY, "manage.py", "qcluster"], env))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                if requests.get(f"{base}/healthz", timeout=10).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet, or slow to answer on a busy machine
                 pass
             time.sleep(0.5)
         else:
@@ -157,7 +155,7 @@ def main() -> int:
         with ThreadPoolExecutor(max_workers=10) as pool:
             ids = list(pool.map(submit, chosen))
         submitted = time.monotonic() - started
-        print(f"{len(ids)} uploads accepted in {submitted:.1f} s ({len(ids) / submitted:.1f}/s)")
+        print(f"{len(ids)} uploads accepted in {submitted:.1f} s ({len(ids) / submitted:.1f}/s)", flush=True)
 
         # Latency of the pages people look at while the workers are busy.
         browser = requests.Session()
@@ -172,11 +170,11 @@ def main() -> int:
             headers={"Referer": f"{base}/accounts/login/"},
         )
         latencies: dict[str, list[float]] = {"history page": [], "status endpoint": []}
-        stop = threading.Event()
+        sampling_done = threading.Event()
 
         def sample() -> None:
             i = 0
-            while not stop.is_set():
+            while not sampling_done.is_set():
                 for name, url, session in (
                     ("history page", f"{base}/history/", browser),
                     ("status endpoint", f"{base}/analyses/{ids[i % len(ids)]}/status.json", browser),
@@ -185,7 +183,7 @@ def main() -> int:
                     session.get(url, timeout=30).raise_for_status()
                     latencies[name].append(time.perf_counter() - t0)
                 i += 1
-                stop.wait(0.25)
+                sampling_done.wait(0.25)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -198,7 +196,7 @@ def main() -> int:
                         finished[analysis_id] = body
             time.sleep(2)
         elapsed = time.monotonic() - started
-        stop.set()
+        sampling_done.set()
         sampler.join()
 
         done = [b for b in finished.values() if b["status"] == "done"]
@@ -234,8 +232,10 @@ def main() -> int:
         print("RESULT:", "every upload finished exactly once with its results" if ok else "PROBLEMS (see above)")
         return 0 if ok else 1
     finally:
-        stop(processes)
+        # Whatever happened (an error, Ctrl-C, a timeout), nothing is left running or stored.
+        stop_processes(processes)
         drop_database(args.postgres, database)
+        shutil.rmtree(media, ignore_errors=True)
 
 
 if __name__ == "__main__":
