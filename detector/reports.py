@@ -327,7 +327,11 @@ def as_json(data: ReportData) -> dict:
     return report
 
 
+# Each row starts with what the file is and what was concluded, so that a CSV that travels
+# alone still says which file, which verdict and which model it belongs to.
+CSV_CASE_COLUMNS = ["file", "sha256", "verdict", "model", "model_version"]
 CSV_COLUMNS = [
+    *CSV_CASE_COLUMNS,
     "frame_index",
     "timestamp_s",
     "track_id",
@@ -347,10 +351,19 @@ def as_csv(data: ReportData) -> str:
     buffer = io.StringIO()
     writer = SafeWriter(buffer)
     writer.writerow(CSV_COLUMNS)
+    s = data.summary
+    case = [
+        s["file"]["name"],
+        s["file"]["sha256"],
+        s["verdict"] or s["status"],
+        s["model"] or "",
+        s["model_version"] or "",
+    ]
     for frame in data.frames:
         for face in sorted(frame.faces, key=lambda f: f.track_id):
             writer.writerow(
                 [
+                    *case,
                     frame.index,
                     f"{frame.timestamp_s:.3f}",
                     face.track_id,
@@ -549,8 +562,45 @@ def as_pdf(data: ReportData) -> bytes:
                 )
         story.append(_table(rows, None, TableStyle, colors, header=True, font_size=7))
 
-    doc.build(story)
+    case = f"Case {s['id']}" if s.get("id") else f"File SHA-256 {f['sha256'][:16]}…"
+    doc.build(story, canvasmaker=numbered_canvas(case))
     return buffer.getvalue()
+
+
+def numbered_canvas(label: str):
+    """A reportlab canvas that writes `label` and "page N of M" at the foot of every page
+    (M is known only at the end: pages are kept and drawn then)."""
+    from reportlab.lib.units import mm
+    from reportlab.pdfgen.canvas import Canvas
+
+    class NumberedCanvas(Canvas):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._pages: list[dict] = []
+
+        def showPage(self) -> None:
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            for number, state in enumerate(self._pages, 1):
+                self.__dict__.update(state)
+                self.setFont("Helvetica", 7)
+                self.setFillGray(0.4)
+                self.drawString(16 * mm, 8 * mm, label)
+                self.drawRightString(self._pagesize[0] - 16 * mm, 8 * mm, f"page {number} of {len(self._pages)}")
+                super().showPage()
+            super().save()
+
+    return NumberedCanvas
+
+
+def report_filename(analysis: Analysis, extension: str) -> str:
+    """`interview-45c5b349.pdf`: the original's name and the case, safe in any file system."""
+    from django.utils.text import slugify
+
+    stem = slugify(Path(analysis.upload.original_name).stem)[:60] or "analysis"
+    return f"{stem}-{analysis.pk.hex[:8]}.{extension}"
 
 
 def download(analysis: Analysis, fmt: str) -> HttpResponse:
@@ -564,7 +614,7 @@ def download(analysis: Analysis, fmt: str) -> HttpResponse:
         response = HttpResponse(as_pdf(data), content_type="application/pdf")
     else:
         raise Http404("no such report format")
-    response["Content-Disposition"] = f'attachment; filename="deepfake-report-{analysis.pk.hex[:8]}.{fmt}"'
+    response["Content-Disposition"] = f'attachment; filename="{report_filename(analysis, fmt)}"'
     return response
 
 

@@ -245,6 +245,18 @@ def analysis_file(request: HttpRequest, pk, kind: str, item: int = 0) -> FileRes
 
 @login_required
 @require_GET
+def analysis_evidence(request: HttpRequest, pk) -> FileResponse:
+    """One zip: the original, the reports, every derived image and their SHA-256 sums."""
+    from detector.evidence import bundle
+
+    analysis = get_analysis(request, pk)
+    if not analysis.is_finished:
+        raise Http404("the analysis has not finished")
+    return bundle(analysis)
+
+
+@login_required
+@require_GET
 def analysis_report(request: HttpRequest, pk, fmt: str) -> HttpResponse:
     return reports.download(get_analysis(request, pk), fmt)
 

@@ -106,7 +106,9 @@ def test_reports_in_three_formats(signed_in, models, short_video, django_capture
 
     csv_text = signed_in.get(reverse("analysis-report", args=[analysis.pk, "csv"])).content.decode()
     lines = csv_text.strip().splitlines()
-    assert lines[0].startswith("frame_index,timestamp_s,track_id,fake_probability")
+    assert lines[0].startswith("file,sha256,verdict,model,model_version,frame_index,timestamp_s,track_id")
+    name = analysis.upload.original_name
+    assert lines[1].startswith(f"{name},{analysis.upload.sha256},{analysis.verdict},efficientnet_lstm,")
     assert len(lines) - 1 == analysis.faces.count()
 
     pdf = signed_in.get(reverse("analysis-report", args=[analysis.pk, "pdf"]))
@@ -409,3 +411,32 @@ def test_routine_scheduler_lines_are_debug():
     assert ScheduledTasksAtDebug("INFO").filter(routine) is False and routine.levelname == "DEBUG"
     assert ScheduledTasksAtDebug("INFO").filter(other) is True
     assert ScheduledTasksAtDebug("DEBUG").filter(routine) is True
+
+
+def test_reports_travel_with_their_case(signed_in, models, django_capture_on_commit_callbacks):
+    import hashlib
+    import zipfile
+
+    photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg").read_bytes()
+    upload(signed_in, django_capture_on_commit_callbacks, "Press Photo (final).jpg", photo)
+    analysis = Analysis.objects.get()
+    case = analysis.pk.hex[:8]
+    pdf = signed_in.get(reverse("analysis-report", args=[analysis.pk, "pdf"]))
+    assert pdf["Content-Disposition"] == f'attachment; filename="press-photo-final-{case}.pdf"'
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(pdf.content)
+    for i in range(len(document)):  # every page names the case and its place
+        text = " ".join(document[i].get_textpage().get_text_range().split())
+        assert f"Case {analysis.pk}" in text and f"page {i + 1} of {len(document)}" in text
+    response = signed_in.get(reverse("analysis-evidence", args=[analysis.pk]))
+    assert response["Content-Disposition"].endswith(f'press-photo-final-{case}.zip"')
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    names = set(archive.namelist())
+    assert {"original/Press Photo (final).jpg", "MANIFEST.json", "SHA256SUMS"} <= names
+    assert {f"press-photo-final-{case}.{ext}" for ext in ("pdf", "json", "csv")} <= names
+    assert any(n.endswith("-crop.jpg") for n in names) and any(n.endswith("-heatmap.jpg") for n in names)
+    manifest = json.loads(archive.read("MANIFEST.json"))
+    assert manifest["files"]["original/Press Photo (final).jpg"] == analysis.upload.sha256
+    for name, digest in manifest["files"].items():  # every sum checks out
+        assert hashlib.sha256(archive.read(name)).hexdigest() == digest

@@ -154,6 +154,17 @@ class AnalysisViewSet(
         """The report as PDF, JSON (everything) or CSV (per frame, per face)."""
         return reports.download(self.get_object(), fmt)
 
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    @action(detail=True, url_path=r"evidence\.zip")
+    def evidence(self, request: Request, pk=None):
+        """The evidence bundle: original, reports, frames, crops, heatmaps, and SHA-256 sums."""
+        from detector.evidence import bundle
+
+        analysis = self.get_object()
+        if not analysis.is_finished:
+            raise Http404("the analysis has not finished")
+        return bundle(analysis)
+
     @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY})
     @action(detail=True, url_path=r"files/(?P<kind>thumbnail|crop|heatmap)/(?P<item>[0-9]+)")
     def files(self, request: Request, pk=None, kind: str = "", item: str = "0"):
