@@ -198,3 +198,39 @@ def delete_upload(upload: Upload) -> None:
         shutil.rmtree(Path(settings.MEDIA_ROOT) / analysis.result_dir, ignore_errors=True)
     upload.file.delete(save=False)
     upload.delete()
+
+
+def queue_estimate(analysis: Analysis) -> dict:
+    """Where a queued job stands: its place in the queue (1 = next) and about how many seconds
+    until its result, from measured times of the last finished jobs (median seconds per photo
+    and per video frame). Empty when the job is not queued or nothing has been measured yet."""
+    from statistics import median
+
+    if analysis.status != Status.QUEUED:
+        return {}
+    waiting = Analysis.objects.filter(status=Status.QUEUED)
+    ahead = waiting.filter(created_at__lt=analysis.created_at).select_related("upload")
+    running = Analysis.objects.filter(status=Status.RUNNING).select_related("upload")
+    recent = Analysis.objects.filter(status=Status.DONE).select_related("upload").order_by("-finished_at")[:50]
+    per_photo, per_frame = [], []
+    for done in recent:
+        total = (done.timings or {}).get("total")
+        if total:
+            if done.upload.media_type == MediaType.IMAGE:
+                per_photo.append(total)
+            elif done.frames_analyzed:
+                per_frame.append(total / done.frames_analyzed)
+    result = {"queue_position": ahead.count() + 1}
+    if not per_photo and not per_frame:
+        return result
+    photo_s = median(per_photo) if per_photo else median(per_frame)
+    frame_s = median(per_frame) if per_frame else photo_s / 10
+
+    def seconds(job: Analysis) -> float:
+        return photo_s if job.upload.media_type == MediaType.IMAGE else frame_s * job.frames_requested
+
+    # Jobs run side by side on as many workers as are busy now (at least one).
+    workers = max(1, running.count())
+    backlog = sum(seconds(job) for job in ahead) + sum(seconds(job) * (1 - job.progress / 100) for job in running)
+    result["estimate_s"] = round(backlog / workers + seconds(analysis))
+    return result

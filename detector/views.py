@@ -159,6 +159,7 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
         # analysing it again; a timeout or an error of the service may be.
         "can_rerun": analysis.status != "failed" or analysis.failure_reason in RERUN_MAY_HELP,
         "last_review": analysis.reviews.select_related("reviewer").first(),
+        "queue": services.queue_estimate(analysis),
         "sparse_sampling": not is_photo and gap > ABRUPT_MAX_GAP_S,
         "sample_gap_s": gap,
         "analysis": analysis,
@@ -194,6 +195,8 @@ def analysis_status(request: HttpRequest, pk) -> JsonResponse:
             "fake_probability": analysis.fake_probability,
             "failure_reason": analysis.failure_reason or None,
             "failure_message": analysis.failure_message or None,
+            # Queued: the place in the queue and an estimate from measured times.
+            **services.queue_estimate(analysis),
         }
     )
 

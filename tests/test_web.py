@@ -440,3 +440,29 @@ def test_reports_travel_with_their_case(signed_in, models, django_capture_on_com
     assert manifest["files"]["original/Press Photo (final).jpg"] == analysis.upload.sha256
     for name, digest in manifest["files"].items():  # every sum checks out
         assert hashlib.sha256(archive.read(name)).hexdigest() == digest
+
+
+def test_a_queued_job_shows_its_place_and_an_estimate_from_measured_times(signed_in, alice):
+    def job(name: str, status: str, media_type: str = "video", frames: int = 20, total: float | None = None):
+        upload_row = Upload.objects.create(
+            owner=alice, file=f"uploads/{name}", original_name=name, size=1, sha256="0" * 64, media_type=media_type
+        )
+        return Analysis.objects.create(
+            upload=upload_row,
+            owner=alice,
+            status=status,
+            frames_requested=frames,
+            frames_analyzed=frames if total else 0,
+            timings={"total": total} if total else {},
+        )
+
+    job("old1.mp4", Status.DONE, total=4.0)  # 0.2 s a frame
+    job("old2.jpg", Status.DONE, media_type="image", frames=1, total=0.3)
+    job("ahead.mp4", Status.QUEUED, frames=50)  # 10 s
+    mine = job("mine.jpg", Status.QUEUED, media_type="image")
+    status = signed_in.get(reverse("analysis-status", args=[mine.pk])).json()
+    assert status["queue_position"] == 2 and status["estimate_s"] == round(10 + 0.3)
+    page = signed_in.get(reverse("analysis", args=[mine.pk])).content.decode()
+    assert "Place 2 in the queue" in page and "about 10 s" in page
+    history = signed_in.get(reverse("history")).content.decode()
+    assert history.count("data-status-url=") == 2  # the queued rows update themselves

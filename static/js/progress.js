@@ -17,6 +17,13 @@
         bar.parentElement.setAttribute("aria-valuenow", status.progress);
         stage.textContent = status.stage || status.status;
         title.textContent = status.status === "queued" ? "Waiting for a worker…" : "Analysing…";
+        const place = document.getElementById("queue-place");
+        if (place) {
+          place.textContent = status.queue_position
+            ? `Place ${status.queue_position} in the queue` +
+              (status.estimate_s ? ` · result in about ${status.estimate_s} s (from the times of recent analyses).` : ".")
+            : "";
+        }
       }
     } catch (_) {
       // The server may be restarting: keep trying, a little slower.
