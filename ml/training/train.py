@@ -168,8 +168,12 @@ def to_tensor(images: list[np.ndarray] | np.ndarray, model: DeepfakeModel) -> to
 
 
 def autocast(model: DeepfakeModel) -> torch.autocast:
-    """bfloat16 autocast on the model's device (CPU or CUDA)."""
-    return torch.autocast(next(model.parameters()).device.type, torch.bfloat16)
+    """bfloat16 autocast on the model's device where it is fast (see `ml.inference.bf16_is_fast`):
+    on a CPU without bf16 instructions it would be emulated, several times slower."""
+    from ml.inference import bf16_is_fast
+
+    device = next(model.parameters()).device
+    return torch.autocast(device.type, torch.bfloat16, enabled=bf16_is_fast(device))
 
 
 def training_batch(
@@ -575,8 +579,12 @@ def run(args: argparse.Namespace) -> Path:
         domain, domain_items = load_domain(data, Path(cache), config, log)
         domains.append(domain)
         items += domain_items
+    # Calibration sees every validation file once (before fakes-only domains borrow reals);
+    # the sequence head (videos) trains on every training video. Photos need no merged copy
+    # of the training crops (20,000 UTKFace faces are 4 GB).
+    val = merge([d.val for d in domains])
+    train = merge([d.train for d in domains]) if config.kind == "video" else None
     borrow_reals(domains, log)
-    train, val = merge([d.train for d in domains]), merge([d.val for d in domains])
 
     name = "efficientnet_lstm" if config.kind == "video" else "efficientnet"
     from ml.inference import resolve_device
