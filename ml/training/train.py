@@ -602,7 +602,15 @@ def run(args: argparse.Namespace) -> Path:
     model.to(device)
     started = time.monotonic()
     frame_report = train_frame_model(model, domains, config, run_dir, log, validate_start=bool(args.init_from))
-    if config.kind == "video":
+    if config.kind == "video" and args.aggregate == "mean":
+        # No sequence head: a video's score is the mean of its frames' scores (validation chose
+        # this over the LSTM before; `ml.training.crossval` measures both).
+        model.config.arch["aggregate"] = "mean"
+        scores, _ = predict(model, val.crops)
+        val_scores, val_labels = per_file(val, scores)
+        sequence_report = {"val_video_auc_mean": safe_auc(val_labels, val_scores)}
+        log(f"aggregating by the mean of frames: validation per-video AUC {sequence_report['val_video_auc_mean']:.4f}")
+    elif config.kind == "video":
         sequence_report = train_sequence_head(model, train, val, config, log)
         val_sequences = sequence_report.pop("val_sequences")
         val_scores, val_labels = video_scores(model, val_sequences, config.sequence_length)
@@ -672,6 +680,12 @@ def main(argv: list[str] | None = None) -> int:
         "--cache", action="append", required=True, help="face-crop cache directory of each --data (resumable)"
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA if there is one), cpu or cuda")
+    parser.add_argument(
+        "--aggregate",
+        choices=["sequence", "mean"],
+        default="sequence",
+        help="video models: train the LSTM head (chosen only if it beats the mean on validation), or score by the mean",
+    )
     parser.add_argument("--run", required=True, help="run directory: log, resume state, best weights")
     parser.add_argument("--output", required=True, help="the checkpoint to write")
     parser.add_argument("--data-note", default="", help="what the data is and its licence, for the provenance")

@@ -156,6 +156,16 @@ def test_the_video_model_trains_its_sequence_head(tiny_videos, tmp_path):
     assert checkpoint.provenance["history"][0]["epoch"] == 0
     assert checkpoint.provenance["backbone_init"].startswith("photo.pt")
 
+    # A video model that scores by the mean of its frames: no sequence stage, the photo trunk kept.
+    mean_output = tmp_path / "mean.pt"
+    args = ["video", "--init-from", str(tmp_path / "photo.pt"), "--data", str(tiny_videos)]
+    args += ["--cache", str(tmp_path / "cache"), "--run", str(tmp_path / "run-mean"), "--output", str(mean_output)]
+    train.main([*args, "--epochs", "0", "--frames", "10", "--aggregate", "mean"])
+    mean_model = load_checkpoint(mean_output, expected_name="efficientnet_lstm")
+    assert mean_model.config.arch["aggregate"] == "mean" and not mean_model.model.is_sequence_model
+    assert "val_video_auc_mean" in mean_model.provenance["validation"]
+    assert "sequence features" not in (tmp_path / "run-mean" / "train.log").read_text()
+
 
 def test_metrics_match_scikit_learn_on_a_hand_made_example():
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
