@@ -179,7 +179,11 @@ def run(
             model_version=detector.version,
             failed=len(failures),
             seconds=round(time.monotonic() - started, 1),
-            rows=[{k: r[k] for k in ("path", "label", "method", "score", "verdict")} for r in rows],
+            # Files by name (their folders are this machine's business), with label, score, verdict.
+            rows=[
+                {"file": Path(r["path"]).name, **{k: r[k] for k in ("label", "method", "score", "verdict")}}
+                for r in rows
+            ],
         )
         results.append(entry)
     crossval = (json.loads(video_model.with_suffix(".json").read_text()).get("evaluation") or {}).get("crossval")
