@@ -16,6 +16,7 @@ urlpatterns = [
     path("analyses/<uuid:pk>/delete/", views.analysis_delete, name="analysis-delete"),
     path("analyses/<uuid:pk>/report.<str:fmt>", views.analysis_report, name="analysis-report"),
     path("analyses/<uuid:pk>/evidence.zip", views.analysis_evidence, name="analysis-evidence"),
+    path("analyses/<uuid:pk>/compare/<uuid:other>/", views.analysis_compare, name="analysis-compare"),
     path(
         "analyses/<uuid:pk>/files/original",
         views.analysis_file,

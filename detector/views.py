@@ -160,6 +160,8 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
         "can_rerun": analysis.status != "failed" or analysis.failure_reason in RERUN_MAY_HELP,
         "last_review": analysis.reviews.select_related("reviewer").first(),
         "queue": services.queue_estimate(analysis),
+        # Every analysis of the same file the user may see: the runs, newest first.
+        "runs": visible_analyses(request.user).filter(upload=analysis.upload).order_by("-created_at"),
         "sparse_sampling": not is_photo and gap > ABRUPT_MAX_GAP_S,
         "sample_gap_s": gap,
         "analysis": analysis,
@@ -177,6 +179,23 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
         "settings_form": SettingsForm(initial={"frames": analysis.frames_requested, "model": analysis.model_requested}),
     }
     return render(request, "detector/detail.html", context)
+
+
+@login_required
+@require_GET
+def analysis_compare(request: HttpRequest, pk, other) -> HttpResponse:
+    """Two analyses side by side (two runs of one file, or two models): verdicts, scores, timelines."""
+    pair = [get_analysis(request, pk), get_analysis(request, other)]
+    columns = []
+    for analysis in pair:
+        reading = None
+        if analysis.fake_probability is not None and analysis.threshold is not None:
+            reading = verdicts.read(
+                analysis.fake_probability, analysis.threshold, analysis.uncertain_low, analysis.uncertain_high
+            )
+        columns.append({"analysis": analysis, "reading": reading})
+    same_file = pair[0].upload_id == pair[1].upload_id
+    return render(request, "detector/compare.html", {"columns": columns, "same_file": same_file})
 
 
 @login_required

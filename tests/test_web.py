@@ -466,3 +466,33 @@ def test_a_queued_job_shows_its_place_and_an_estimate_from_measured_times(signed
     assert "Place 2 in the queue" in page and "about 10 s" in page
     history = signed_in.get(reverse("history")).content.decode()
     assert history.count("data-status-url=") == 2  # the queued rows update themselves
+
+
+def test_runs_of_a_file_stay_together_and_compare_side_by_side(signed_in, alice, bob):
+    upload_row = Upload.objects.create(
+        owner=alice, file="uploads/x.mp4", original_name="x.mp4", size=1, sha256="ab" * 32, media_type="video"
+    )
+    common = {"upload": upload_row, "owner": alice, "status": Status.DONE, "threshold": 0.5, "uncertain_low": 0.3}
+    first = Analysis.objects.create(
+        **common, verdict="uncertain", fake_probability=0.61, uncertain_high=0.7, model_name="efficientnet_lstm"
+    )
+    second = Analysis.objects.create(
+        **common,
+        verdict="fake",
+        fake_probability=0.93,
+        uncertain_high=0.7,
+        model_name="efficientnet",
+        frames_requested=64,
+    )
+    page = signed_in.get(reverse("analysis", args=[second.pk])).content.decode()
+    assert 'id="runs"' in page and "This run" in page
+    assert reverse("analysis-compare", args=[second.pk, first.pk]) in page
+    compare = signed_in.get(reverse("analysis-compare", args=[second.pk, first.pk])).content.decode()
+    assert "Two runs of “x.mp4”" in compare and "FAKE" in compare and "UNCERTAIN" in compare
+    assert "0.93" in compare and "0.61" in compare and "efficientnet_lstm" in compare
+    # Another user's analysis cannot be pulled into a comparison.
+    other = Analysis.objects.create(
+        upload=Upload.objects.create(owner=bob, file="uploads/y.mp4", original_name="y.mp4", size=1, sha256="c" * 64),
+        owner=bob,
+    )
+    assert signed_in.get(reverse("analysis-compare", args=[second.pk, other.pk])).status_code == 404
