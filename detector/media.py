@@ -5,11 +5,12 @@ The worker decides for certain by decoding; this only lets the upload page refus
 that are plainly neither a photo nor a video, before a job is queued.
 """
 
+import re
 from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from PIL import Image, UnidentifiedImageError
 
 from ml.formats import container_kind
@@ -44,6 +45,58 @@ def sniff_media_type(handle: BinaryIO) -> str | None:
         return None
     finally:
         handle.seek(0)
+
+
+# What a browser plays, told from the container's first bytes (never from the file name).
+def playable_type(path: Path) -> str | None:
+    with path.open("rb") as handle:
+        head = handle.read(12)
+    if head[4:8] == b"ftyp":
+        return "video/mp4"  # MP4 and MOV (H.264 plays in browsers either way)
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "video/webm"
+    return None
+
+
+def playback_response(request, relative: str) -> HttpResponse:
+    """A stored video for the page's player: inline, with its sniffed type, byte ranges (so the
+    player can seek), and a sandboxing CSP (the file is the user's, not ours)."""
+    path = Path(settings.MEDIA_ROOT) / relative if relative else None
+    if path is None or not path.is_file() or (content_type := playable_type(path)) is None:
+        raise Http404("no playable video")
+    size = path.stat().st_size
+    start, end = 0, size - 1
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", request.headers.get("Range", ""))
+    if match and (match[1] or match[2]):
+        if match[1]:
+            start, end = int(match[1]), min(int(match[2]) if match[2] else size - 1, size - 1)
+        else:  # the last N bytes
+            start = max(0, size - int(match[2]))
+        if start > end:
+            response = HttpResponse(status=416)
+            response["Content-Range"] = f"bytes */{size}"
+            return response
+    ranged = bool(match and (match[1] or match[2]))
+    response = StreamingHttpResponse(_read_range(path, start, end - start + 1), status=206 if ranged else 200)
+    response["Content-Type"] = content_type
+    response["Content-Length"] = str(end - start + 1)
+    response["Accept-Ranges"] = "bytes"
+    if response.status_code == 206:
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _read_range(path: Path, start: int, length: int):
+    with path.open("rb") as handle:
+        handle.seek(start)
+        while length > 0:
+            data = handle.read(min(1 << 16, length))
+            if not data:
+                return
+            length -= len(data)
+            yield data
 
 
 def media_response(relative: str, filename: str, attachment: bool = False) -> FileResponse:

@@ -23,6 +23,7 @@ urlpatterns = [
         {"kind": "original"},
         name="analysis-original",
     ),
+    path("analyses/<uuid:pk>/files/play", views.analysis_file, {"kind": "play"}, name="analysis-play"),
     path("analyses/<uuid:pk>/files/<str:kind>/<int:item>", views.analysis_file, name="analysis-file"),
     path("models/", views.models_page, name="models"),
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),

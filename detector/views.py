@@ -1,5 +1,7 @@
 """Pages. Views validate, store, enqueue and render; they never analyse (no torch here)."""
 
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,7 +16,7 @@ from detector import reports, services, verdicts
 from detector.catalog import measured_accuracy, scoreboard_sentence, weak_evidence
 from detector.forms import HistoryFilterForm, SettingsForm, UploadForm
 from detector.health import REQUIRED, run_checks
-from detector.media import media_response
+from detector.media import media_response, playable_type, playback_response
 from detector.models import (
     FRAMES_DEFAULT,
     FRAMES_MAX,
@@ -142,7 +144,19 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
             }
             for face in frame.faces.all()
         ]
-        strip.append({"frame": frame, "boxes": boxes})
+        duration = analysis.upload.duration_s or 0
+        strip.append(
+            {
+                "frame": frame,
+                "boxes": boxes,
+                # Where the frame sits on the player's timeline, and its score's height there.
+                "at_pct": round(100 * min(1.0, frame.timestamp_s / duration), 2) if duration else 0,
+                "score_pct": round(100 * (frame.fake_probability or 0), 1),
+                "suspicious": analysis.threshold is not None
+                and frame.fake_probability is not None
+                and frame.fake_probability >= analysis.threshold,
+            }
+        )
     measured = measured_accuracy(analysis.model_name, analysis.model_version)
     reading = None
     if analysis.fake_probability is not None and analysis.threshold is not None:
@@ -150,10 +164,13 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
             analysis.fake_probability, analysis.threshold, analysis.uncertain_low, analysis.uncertain_high
         )
     is_photo = analysis.upload.media_type == "image"
+    stored = Path(settings.MEDIA_ROOT) / analysis.upload.file.name
+    playable = not is_photo and analysis.is_finished and stored.is_file() and playable_type(stored) is not None
     gap = (analysis.upload.duration_s or 0) / max(1, (analysis.frames_analyzed or 1) - 1)
     context = {
         "reading": reading,
         "is_photo": is_photo,
+        "playable": playable,
         "failure_advice": FAILURE_ADVICE.get(analysis.failure_reason, FAILURE_ADVICE[FailureReason.INTERNAL_ERROR]),
         # A failure for the file's own sake (unreadable, too large, no face) is not mended by
         # analysing it again; a timeout or an error of the service may be.
@@ -256,6 +273,8 @@ def analysis_file(request: HttpRequest, pk, kind: str, item: int = 0) -> FileRes
     analysis = get_analysis(request, pk)
     if kind == "original":
         return media_response(analysis.upload.file.name, analysis.upload.original_name, attachment=True)
+    if kind == "play":
+        return playback_response(request, analysis.upload.file.name)
     if kind == "thumbnail":
         frame = get_object_or_404(FrameResult, analysis=analysis, pk=item)
         return media_response(frame.thumbnail.name, f"frame-{frame.index}.jpg")

@@ -496,3 +496,25 @@ def test_runs_of_a_file_stay_together_and_compare_side_by_side(signed_in, alice,
         owner=bob,
     )
     assert signed_in.get(reverse("analysis-compare", args=[second.pk, other.pk])).status_code == 404
+
+
+def test_the_video_plays_on_the_page_with_its_scored_frames_marked(
+    signed_in, models, tmp_path, django_capture_on_commit_callbacks
+):
+    clip = write_frames_from(
+        shared_path("data", "videos", "ffpp", "real", "035.mp4"), tmp_path / "clip.mp4", 60, step=2
+    )
+    upload(signed_in, django_capture_on_commit_callbacks, "clip.mp4", clip.read_bytes(), frames=10)
+    analysis = Analysis.objects.get()
+    page = signed_in.get(reverse("analysis", args=[analysis.pk])).content.decode()
+    assert 'id="player"' in page and page.count('class="mark ') == analysis.frames.count()
+    assert 'data-time="' in page and "js/player.js" in page
+    play = reverse("analysis-play", args=[analysis.pk])
+    whole = signed_in.get(play)
+    assert whole.status_code == 200 and whole["Content-Type"] == "video/mp4" and whole["Accept-Ranges"] == "bytes"
+    assert "sandbox" in whole["Content-Security-Policy"]
+    assert b"".join(whole.streaming_content) == clip.read_bytes()
+    part = signed_in.get(play, HTTP_RANGE="bytes=100-199")  # what a player asks for to seek
+    assert part.status_code == 206 and part["Content-Range"] == f"bytes 100-199/{clip.stat().st_size}"
+    assert b"".join(part.streaming_content) == clip.read_bytes()[100:200]
+    assert signed_in.get(play, HTTP_RANGE=f"bytes={10**9}-").status_code == 416
