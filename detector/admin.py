@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from detector import services
 from detector.csvfiles import SafeWriter
@@ -46,16 +46,17 @@ class RerunForm(SettingsForm):
 
 @admin.register(Analysis)
 class AnalysisAdmin(admin.ModelAdmin):
+    # Narrow columns first and short labels, so that the list fits 1280 px.
     list_display = [
         "thumbnail",
         "file_name",
         "owner",
         "verdict",
         "probability",
-        "model_name",
         "status",
-        "review_decision",
-        "created_at",
+        "decision",
+        "model_name",
+        "created",
     ]
     list_display_links = ["thumbnail", "file_name"]
     list_filter = ["verdict", "status", "review_decision", "model_name", ("created_at", admin.DateFieldListFilter)]
@@ -72,16 +73,15 @@ class AnalysisAdmin(admin.ModelAdmin):
         "failure_reason",
         "failure_message",
         "verdict",
-        "fake_probability",
-        "confidence",
-        "threshold",
+        "probability",
+        "band",
         "model_name",
         "model_version",
         "frames_requested",
         "frames_analyzed",
         "faces_detected",
-        "review_decision",
-        "timings",
+        "decision",
+        "timings_table",
         "created_at",
         "finished_at",
         "expressions",
@@ -90,7 +90,7 @@ class AnalysisAdmin(admin.ModelAdmin):
         ("Case", {"fields": ["result_link", "upload", "owner", "created_at", "finished_at"]}),
         (
             "The model's verdict (kept as it was, whatever the review)",
-            {"fields": ["verdict", "fake_probability", "confidence", "threshold", "model_name", "model_version"]},
+            {"fields": ["verdict", "probability", "band", "model_name", "model_version"]},
         ),
         (
             "Job",
@@ -102,13 +102,39 @@ class AnalysisAdmin(admin.ModelAdmin):
                     "frames_requested",
                     "frames_analyzed",
                     "faces_detected",
-                    "timings",
+                    "timings_table",
                 ]
             },
         ),
         ("Facial expressions (evidence beside the verdict, never part of it)", {"fields": ["expressions"]}),
-        ("Review", {"fields": ["review_decision"]}),
+        ("Review", {"fields": ["decision"]}),
     ]
+
+    @admin.display(description="review", ordering="review_decision")
+    def decision(self, analysis: Analysis) -> str:
+        return Decision(analysis.review_decision).label if analysis.review_decision else "–"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, analysis: Analysis) -> str:
+        return f"{timezone.localtime(analysis.created_at):%Y-%m-%d %H:%M}"
+
+    @admin.display(description="uncertain band")
+    def band(self, analysis: Analysis) -> str:
+        if analysis.uncertain_low is None:
+            return "–"
+        return (
+            f"{analysis.uncertain_low:.3f} to {analysis.uncertain_high:.3f} (threshold {analysis.threshold:.3f}): "
+            "FAKE at or above the band, REAL below it"
+        )
+
+    @admin.display(description="timings")
+    def timings_table(self, analysis: Analysis) -> str:
+        if not analysis.timings:
+            return "–"
+        rows = format_html_join(
+            "", "<tr><th>{}</th><td>{} s</td></tr>", ((k, f"{v:.2f}") for k, v in analysis.timings.items())
+        )
+        return format_html('<table class="timings">{}</table>', rows)
 
     @admin.display(description="expressions")
     def expressions(self, analysis: Analysis) -> str:

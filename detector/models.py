@@ -73,6 +73,12 @@ class Verdict(models.TextChoices):
     NO_FACE = "no_face", "No face"
 
 
+class Decision(models.TextChoices):
+    CONFIRMED_FAKE = "confirmed_fake", "Confirmed fake"
+    CONFIRMED_REAL = "confirmed_real", "Confirmed real"
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
+
+
 class Analysis(models.Model):
     """One analysis job of an upload.
 
@@ -125,7 +131,7 @@ class Analysis(models.Model):
     emotion_changes = models.JSONField(default=list, blank=True)
     emotion_svg = models.TextField(blank=True)
     # The latest reviewer decision, kept here for filtering; every decision is a `Review` row.
-    review_decision = models.CharField(max_length=16, blank=True, db_index=True)
+    review_decision = models.CharField(max_length=16, blank=True, db_index=True, choices=Decision.choices)
 
     class Meta:
         ordering = ["-created_at"]
@@ -201,12 +207,6 @@ class Track(models.Model):
 
     def __str__(self) -> str:
         return f"person {self.track_id} ({self.faces} faces)"
-
-
-class Decision(models.TextChoices):
-    CONFIRMED_FAKE = "confirmed_fake", "Confirmed fake"
-    CONFIRMED_REAL = "confirmed_real", "Confirmed real"
-    INCONCLUSIVE = "inconclusive", "Inconclusive"
 
 
 class Review(models.Model):

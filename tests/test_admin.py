@@ -145,3 +145,16 @@ def test_export_and_rerun_actions(client, reviewer, alice, django_capture_on_com
     client.post(url, {"action": "rerun", "_selected_action": [str(case.pk)], "apply": "1", "frames": "64", "model": ""})
     again = Analysis.objects.exclude(pk=case.pk).get()
     assert again.upload_id == case.upload_id and again.frames_requested == 64 and queued == [again]
+
+
+def test_the_case_reads_in_words(client, reviewer, alice):
+    case = make_case(alice, "fake", 0.912345)
+    case.timings = {"decode": 0.41, "detect": 1.234, "total": 2.0}
+    case.save()
+    client.force_login(reviewer)
+    review(client, case, Decision.CONFIRMED_FAKE, "matches the source")
+    listing = client.get(reverse("admin:detector_analysis_changelist")).content.decode()
+    assert "Confirmed fake" in listing and "confirmed_fake<" not in listing and "0.912<" in listing
+    page = client.get(reverse("admin:detector_analysis_change", args=[case.pk])).content.decode()
+    assert '<table class="timings">' in page and "<th>detect</th><td>1.23 s</td>" in page
+    assert "0.912345 " not in page and '<div class="readonly">0.912</div>' in page and "0.400 to 0.600" in page
