@@ -109,6 +109,16 @@ def shoot(page, name: str) -> None:
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
+def wait_until(page, expression: str, timeout_s: float = 30) -> None:
+    """Poll a JavaScript expression (the pages' CSP forbids the eval behind wait_for_function)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.1)
+
+
 def sign_in(page, base: str) -> None:
     page.goto(f"{base}/accounts/login/")
     page.fill("#id_username", "reporter")
@@ -136,6 +146,20 @@ def test_a_reporter_checks_a_video_and_downloads_the_report(service, browser, tm
     page.wait_for_selector("#verdict-card", timeout=120_000)
     verdict = page.inner_text("#verdict-card .verdict-label")
     assert verdict in ("FAKE", "REAL", "UNCERTAIN")
+    # The card explains itself: the score on a scale with the band, and the reason in words,
+    # in as many digits as tell the score from the band's edges; no "confidence" inside the band.
+    reason = page.inner_text("#verdict-reason")
+    score = page.inner_text("#verdict-score")
+    assert score in reason and page.locator("#verdict-scale .scale-band").count() == 1
+    assert {"FAKE": "calls it FAKE", "REAL": "calls it REAL", "UNCERTAIN": "does not commit"}[verdict] in reason
+    assert ("beyond the threshold" in page.inner_text("#verdict-card")) == (verdict != "UNCERTAIN")
+    # The video plays on the page; clicking a scored frame shows that moment.
+    assert page.locator("#frame-marks .mark").count() == 20
+    mark = page.locator("#frame-marks .mark").nth(10)
+    wanted = float(mark.get_attribute("data-time"))
+    wait_until(page, "document.getElementById('player').readyState >= 1")
+    mark.click()
+    wait_until(page, f"Math.abs(document.getElementById('player').currentTime - {wanted}) < 0.25")
     assert page.locator("#timeline svg").count() == 1
     assert page.locator("#emotion-timeline svg").count() == 1
     assert page.locator("#emotions .emotion-bar").count() == 7
@@ -150,18 +174,54 @@ def test_a_reporter_checks_a_video_and_downloads_the_report(service, browser, tm
     download_info.value.save_as(pdf)
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 20_000
 
-    # A text file renamed .mp4 passes the browser's name check and is refused with a reason.
+    # Analyse again with another frame count: the runs of the file stay together and compare.
+    first_url = page.url
+    page.fill("#rerun-frames", "12")
+    page.click("form[action$='/rerun/'] button[type=submit]")
+    page.wait_for_selector("#verdict-card", timeout=120_000)
+    assert page.locator("#runs li").count() == 2
+    page.click("#runs a:has-text('compare with this run')")
+    page.wait_for_selector("#compare")
+    assert page.locator("#compare .verdict-label").count() == 2
+    assert page.locator("#compare .scale").count() == 2 and "Two runs of" in page.inner_text("main")
+    shoot(page, "compare-desktop")
+    page.goto(first_url)
+
+    # A text file renamed .mp4 passes the browser's name check and is refused at upload, with why.
     fake_video = tmp_path / "notes.mp4"
     fake_video.write_text("These are meeting notes, not a video.\n" * 20)
     page.goto(f"{base}/upload/")
     page.set_input_files("#id_files", str(fake_video))
     page.click("#submit")
-    page.wait_for_selector("#verdict-card")
-    text = page.inner_text("#verdict-card")
-    assert "ANALYSIS FAILED" in text and "not a photo or video" in text
+    page.wait_for_selector("#files-error")
+    assert "is not a photo or video" in page.inner_text("#files-error")
+
+    # A file that is a video by its first bytes but does not decode: a failure page, not a result.
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x17" * 4000)
+    page.goto(f"{base}/upload/")
+    page.set_input_files("#id_files", str(broken))
+    page.click("#submit")
+    page.wait_for_selector("#verdict-card", timeout=120_000)
+    card = page.inner_text("#verdict-card")
+    assert "ANALYSIS FAILED" in card and "What to do" in card and "No verdict was made" in card
+    assert page.locator("#download-pdf").count() == 0 and page.locator("text=What this means").count() == 0
+    shoot(page, "failed-desktop")
+
+    # A photo gets a photo's page.
+    photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
+    page.goto(f"{base}/upload/")
+    page.set_input_files("#id_files", str(photo))
+    page.click("#submit")
+    page.wait_for_selector("#verdict-card", timeout=120_000)
+    body = page.inner_text("main")
+    assert "The photo" in body and "Per-frame table" not in body and " 0.0 s" not in body
+    assert page.locator("#rerun-frames").count() == 0 and page.locator("#player").count() == 0
+    shoot(page, "photo-desktop")
 
     page.goto(f"{base}/history/")
-    assert page.locator(".history li").count() == 2
+    assert page.locator(".history li").count() == 4
+    assert "32 frames" not in page.inner_text(".history li:first-child")
     shoot(page, "history-desktop")
 
     phone = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
@@ -205,7 +265,7 @@ def test_the_live_camera_scores_a_fake_camera_and_records_an_analysis(service, c
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
-        page.wait_for_function("Number(document.getElementById('live').dataset.frames || 0) >= 5", timeout=90_000)
+        wait_until(page, "Number(document.getElementById('live').dataset.frames || 0) >= 5", 90)
     except PlaywrightTimeout:
         raise AssertionError(f"no live scores; the page says: {page.inner_text('#live-status')}") from None
     assert float(page.inner_text("#live-probability")) >= 0
@@ -229,7 +289,7 @@ def test_the_live_camera_scores_a_fake_camera_and_records_an_analysis(service, c
     sign_in(small, base)
     small.goto(f"{base}/live/")
     small.click("#live-start")
-    small.wait_for_function("Number(document.getElementById('live').dataset.frames || 0) >= 2", timeout=30_000)
+    wait_until(small, "Number(document.getElementById('live').dataset.frames || 0) >= 2", 30)
     assert small.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shoot(small, "live-phone")
     phone.close()
