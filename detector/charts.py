@@ -61,7 +61,8 @@ def timeline(
     ax.set_xlim(0, max(times[-1] if times else 1.0, 0.1))
     ax.set_xlabel("time (s)")
     ax.set_ylabel("P(fake)")
-    ax.legend(loc="upper right", fontsize=7, frameon=False, labelcolor=MUTED)
+    # Above the plot, not on it: the data may be anywhere between 0 and 1.
+    ax.legend(loc="lower right", bbox_to_anchor=(1, 1), ncol=2, fontsize=7, frameon=False, labelcolor=MUTED)
     return _render(fig, fmt)
 
 

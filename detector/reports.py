@@ -424,7 +424,9 @@ def as_pdf(data: ReportData) -> bytes:
         ["Model accuracy", Paragraph(escape(accuracy_sentence(s.get("model_accuracy") or {})), small)],
         [
             "Settings",
-            f"{s['settings']['frames_requested']} frames requested, {s['frames_analyzed']} analysed",
+            f"{s['settings']['frames_requested']} frames requested, {s['frames_analyzed']} analysed"
+            if f["media_type"] == "video"
+            else "the photo, analysed whole",
         ],
         ["Faces", f"{s['faces_detected']} detected"],
         ["Analysed", s["finished_at"] or "–"],
@@ -459,7 +461,8 @@ def as_pdf(data: ReportData) -> bytes:
     if s.get("emotions"):
         story.append(Paragraph("Facial expressions", styles["Heading2"]))
         mix = sorted(s["emotions"].items(), key=lambda item: -item[1])
-        story.append(Paragraph("Mix over the video: " + ", ".join(f"{k} {v:.0%}" for k, v in mix), small))
+        where = "over the video" if f["media_type"] == "video" else "in the photo"
+        story.append(Paragraph(f"Mix {where}: " + ", ".join(f"{k} {v:.0%}" for k, v in mix), small))
         if f["media_type"] == "video":
             png = charts.emotion_timeline(
                 [fr.timestamp_s for fr in data.frames],

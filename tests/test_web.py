@@ -518,3 +518,16 @@ def test_the_video_plays_on_the_page_with_its_scored_frames_marked(
     assert part.status_code == 206 and part["Content-Range"] == f"bytes 100-199/{clip.stat().st_size}"
     assert b"".join(part.streaming_content) == clip.read_bytes()[100:200]
     assert signed_in.get(play, HTTP_RANGE=f"bytes={10**9}-").status_code == 416
+
+
+def test_a_photos_pdf_reads_like_a_photos(signed_in, models, django_capture_on_commit_callbacks):
+    import pypdfium2
+
+    photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg").read_bytes()
+    upload(signed_in, django_capture_on_commit_callbacks, "group.jpg", photo)
+    analysis = Analysis.objects.get()
+    pdf = signed_in.get(reverse("analysis-report", args=[analysis.pk, "pdf"])).content
+    document = pypdfium2.PdfDocument(pdf)
+    text = " ".join(" ".join(document[i].get_textpage().get_text_range().split()) for i in range(len(document)))
+    assert "the photo, analysed whole" in text and "frames requested" not in text
+    assert "over the video" not in text
