@@ -281,9 +281,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="run only this set (repeatable)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many real and fake files per set")
     parser.add_argument("--record", action="store_true", help="store each model's rows in its card")
+    parser.add_argument(
+        "--record-from",
+        type=Path,
+        help="store the rows of an earlier run's scoreboard.json in the cards (the models must be those it measured)",
+    )
     args = parser.parse_args(argv)
     if args.record and args.limit:
         parser.error("--record measures every file: drop --limit")
+    if args.record_from:
+        board = json.loads(args.record_from.read_text())
+        versions = {"photo": board["photo_model"], "video": board["video_model"]}
+        for kind, path in (("photo", args.photo_model), ("video", args.video_model)):
+            card = json.loads(path.with_suffix(".json").read_text())
+            version = (card.get("provenance") or {}).get("version") or card.get("sha256", "")[:12]
+            if version != versions[kind]:
+                parser.error(f"{args.record_from} measured {versions[kind]}, not {path.name} ({version})")
+        record(board, args.photo_model, args.video_model)
+        print(markdown(board))
+        return 0
     board = run(args.photo_model, args.video_model, args.root, args.frames, args.only, args.limit)
     table = markdown(board)
     if args.out:
