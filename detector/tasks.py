@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -57,7 +58,9 @@ def _analyse_and_store(analysis: Analysis) -> str:
     try:
         result = _run_pipeline(analysis)
     except EngineError as exc:
-        _fail(analysis.pk, exc.reason, str(exc))
+        # The engine names the file it read (stored under a random name): say the user's name.
+        message = str(exc).replace(Path(analysis.upload.file.name).name, analysis.upload.original_name)
+        _fail(analysis.pk, exc.reason, message)
         return exc.reason
     except Exception as exc:
         log.exception("analysis %s failed", analysis.pk)

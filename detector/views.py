@@ -165,12 +165,14 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
         )
     is_photo = analysis.upload.media_type == "image"
     stored = Path(settings.MEDIA_ROOT) / analysis.upload.file.name
-    playable = not is_photo and analysis.is_finished and stored.is_file() and playable_type(stored) is not None
+    playable = not is_photo and analysis.status == "done" and stored.is_file() and playable_type(stored) is not None
     gap = (analysis.upload.duration_s or 0) / max(1, (analysis.frames_analyzed or 1) - 1)
     context = {
         "reading": reading,
         "is_photo": is_photo,
         "playable": playable,
+        # A histogram of one or two faces says nothing a reader cannot see in the faces themselves.
+        "show_histogram": bool(analysis.histogram_svg) and (not is_photo or (analysis.faces_detected or 0) > 2),
         "failure_advice": FAILURE_ADVICE.get(analysis.failure_reason, FAILURE_ADVICE[FailureReason.INTERNAL_ERROR]),
         # A failure for the file's own sake (unreadable, too large, no face) is not mended by
         # analysing it again; a timeout or an error of the service may be.

@@ -219,6 +219,33 @@ def test_a_reporter_checks_a_video_and_downloads_the_report(service, browser, tm
     assert page.locator("#rerun-frames").count() == 0 and page.locator("#player").count() == 0
     shoot(page, "photo-desktop")
 
+    # A reviewer's decision reaches the owner's page, beside the model's verdict.
+    from detector.models import Analysis, Review, Upload
+
+    video_case = Analysis.objects.filter(upload__original_name="Deepfakes_033_097.mp4").order_by("created_at").first()
+    staff = type(video_case.owner).objects.create_user("rita", password="another-long-password", is_staff=True)
+    Review.objects.create(analysis=video_case, reviewer=staff, decision="confirmed_fake", notes="matches the source")
+    video_case.review_decision = "confirmed_fake"
+    video_case.save(update_fields=["review_decision"])
+    page.goto(first_url)
+    decision = page.inner_text("#review-decision")
+    assert "Reviewed: Confirmed fake" in decision and "rita" in decision and "matches the source" in decision
+    assert page.locator("#verdict-card .verdict-label").count() == 1
+
+    # A job waiting in the queue says where it stands and about how long, from measured times.
+    # (Its task id is set so that nothing sends it to the worker: it stays queued.)
+    waiting = Analysis.objects.create(
+        upload=Upload.objects.get(pk=video_case.upload_id), owner=video_case.owner, frames_requested=20, task_id="held"
+    )
+    page.goto(f"{base}/analyses/{waiting.pk}/")
+    place = page.inner_text("#queue-place")
+    assert "Place 1 in the queue" in place and "result in about" in place
+    shoot(page, "queue-desktop")
+    page.goto(f"{base}/history/")
+    page.wait_for_selector(".live-status")  # the queued row updates itself
+    assert "queued, place 1" in page.inner_text(".live-status")
+    waiting.delete()
+
     page.goto(f"{base}/history/")
     assert page.locator(".history li").count() == 4
     assert "32 frames" not in page.inner_text(".history li:first-child")

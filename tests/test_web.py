@@ -348,6 +348,8 @@ def test_a_failed_analysis_says_what_failed_why_and_what_to_do(signed_in, models
     page = signed_in.get(reverse("analysis", args=[analysis.pk])).content.decode()
     assert "ANALYSIS FAILED" in page and 'id="failure-what"' in page and 'id="failure-todo"' in page
     assert "Export it again" in page and "No verdict was made" in page
+    assert "broken.mp4" in analysis.failure_message and Path(analysis.upload.file.name).name not in page
+    assert 'id="player"' not in page
     # Nothing that reads like a result: no P(fake) explanation, no reports, no pointless re-run.
     assert "What this means" not in page and 'id="download-pdf"' not in page and "Analyse again" not in page
 
