@@ -1,6 +1,8 @@
 """Shared fixtures: private media per test, a synchronous queue, named users."""
 
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,28 @@ def pytest_collection_modifyitems(config, items) -> None:
         path = Path(str(item.fspath))
         if "ml" in path.parts[-2:-1] or item.get_closest_marker("engine"):
             item.add_marker(pytest.mark.engine)
+
+
+class WebhookListener(BaseHTTPRequestHandler):
+    """A local webhook receiver: records (headers, body) of every POST and answers 204."""
+
+    received: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        WebhookListener.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook_listener():
+    """The port of a WebhookListener on 127.0.0.1 (its `received` starts empty)."""
+    WebhookListener.received = []
+    server = HTTPServer(("127.0.0.1", 0), WebhookListener)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port
+    server.shutdown()

@@ -1,8 +1,6 @@
 """The REST API under token auth, with real files through the real pipeline."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ from rest_framework.test import APIClient
 
 from detector.models import Analysis, Status
 from detector.webhooks import user_secret, verify
-from tests.conftest import shared_path
+from tests.conftest import WebhookListener, shared_path
 from tests.media_factory import write_frames_from
 
 pytestmark = pytest.mark.django_db
@@ -162,27 +160,9 @@ def test_users_see_only_their_own_analyses(alice, bob, models, clip, django_capt
     assert bad_token.get("/api/v1/analyses/").status_code == 401
 
 
-class Receiver(BaseHTTPRequestHandler):
-    received: list = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.received.append((dict(self.headers), body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def receiver():
-    Receiver.received = []
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook"
-    server.shutdown()
+def receiver(webhook_listener):
+    return f"http://127.0.0.1:{webhook_listener}/hook"
 
 
 def test_the_webhook_is_delivered_signed(api, alice, models, settings, receiver, django_capture_on_commit_callbacks):
@@ -190,8 +170,8 @@ def test_the_webhook_is_delivered_signed(api, alice, models, settings, receiver,
     photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
     response = create(api, django_capture_on_commit_callbacks, photo, callback_url=receiver)
     assert response.status_code == 202
-    assert len(Receiver.received) == 1
-    headers, body = Receiver.received[0]
+    assert len(WebhookListener.received) == 1
+    headers, body = WebhookListener.received[0]
     summary = json.loads(body)
     assert summary["id"] == response.json()["id"] and summary["status"] == "done"
     assert summary["event"] == "analysis.finished" and summary["file"]["name"] == "multiface.jpg"

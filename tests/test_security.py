@@ -12,9 +12,7 @@ import os
 import struct
 import subprocess
 import sys
-import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import cv2
@@ -27,7 +25,7 @@ from rest_framework.test import APIClient
 
 from detector import webhooks
 from detector.models import Analysis, Status, Upload
-from tests.conftest import ROOT
+from tests.conftest import ROOT, WebhookListener
 
 pytestmark = pytest.mark.django_db
 
@@ -216,25 +214,9 @@ def test_sign_in_is_throttled_by_address(client, alice, bob, settings):
 # -- 5 and 6. webhooks go only where they were checked to go ---------------------------------
 
 
-class Listener(BaseHTTPRequestHandler):
-    received: list = []
-
-    def do_POST(self):
-        Listener.received.append((self.headers.get("Host"), self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def listener():
-    Listener.received = []
-    server = HTTPServer(("127.0.0.1", 0), Listener)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_port
-    server.shutdown()
+def listener(webhook_listener):
+    return webhook_listener
 
 
 def test_dns_rebinding_cannot_reach_a_local_listener(alice, listener, monkeypatch):
@@ -260,7 +242,7 @@ def test_dns_rebinding_cannot_reach_a_local_listener(alice, listener, monkeypatc
     result = webhooks.deliver(str(analysis.pk))
     assert "failed" in result and lookups == ["rebind.example"]
     # The connection went to the address that was checked, never to the rebound one.
-    assert connected == [("93.184.216.34", listener)] and Listener.received == []
+    assert connected == [("93.184.216.34", listener)] and WebhookListener.received == []
 
 
 def test_the_post_goes_to_the_resolved_address_with_the_hosts_name(alice, listener, monkeypatch, settings):
@@ -271,8 +253,8 @@ def test_the_post_goes_to_the_resolved_address_with_the_hosts_name(alice, listen
         upload=upload, owner=alice, status=Status.DONE, callback_url=f"http://hooks.example:{listener}/hook?a=1"
     )
     assert webhooks.deliver(str(analysis.pk)) == "delivered (204)"
-    host, body = Listener.received[0]
-    assert host == f"hooks.example:{listener}" and json.loads(body)["id"] == str(analysis.pk)
+    headers, body = WebhookListener.received[0]
+    assert headers["Host"] == f"hooks.example:{listener}" and json.loads(body)["id"] == str(analysis.pk)
 
 
 @pytest.mark.parametrize(
