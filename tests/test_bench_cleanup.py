@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import ROOT, shared_path
 
-pytestmark = pytest.mark.slow
+# It starts its own PostgreSQL database and Redis queue: CI runs it on the first leg only.
+pytestmark = [pytest.mark.slow, pytest.mark.engine]
 
 
 def reachable(port: int) -> bool:
