@@ -582,7 +582,9 @@ def run(args: argparse.Namespace) -> Path:
     # Calibration sees every validation file once (before fakes-only domains borrow reals);
     # the sequence head (videos) trains on every training video. Photos need no merged copy
     # of the training crops (20,000 UTKFace faces are 4 GB).
-    val = merge([d.val for d in domains])
+    # (A source of reals only, like UTKFace, is left out of it: its faces are there to be
+    # self-blended, and thousands of them would tune the band to their kind of photo.)
+    val = merge([d.val for d in domains if len(d.val.indices(1)) or not len(d.val.labels)])
     train = merge([d.train for d in domains]) if config.kind == "video" else None
     borrow_reals(domains, log)
 
