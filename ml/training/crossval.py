@@ -80,8 +80,12 @@ def cross_validate(
 
     model = load_checkpoint(model_path).model.float().eval()
     rng = np.random.default_rng(seed + 1000)
-    print(f"embedding {len(videos.files)} videos ({views} augmented views, 2 SBI views per real)", file=sys.stderr)
-    sequences = video_embeddings(model, videos, views, 2, rng)
+    # A model that scores by the mean of its frames learns nothing per fold: only the clean
+    # view of each video is needed, and only the mean is measured.
+    aggregates = ("sequence", "mean") if model.is_sequence_model else ("mean",)
+    views, sbi_views = (views, 2) if model.is_sequence_model else (0, 0)
+    print(f"embedding {len(videos.files)} videos ({views} augmented, {sbi_views} SBI views per real)", file=sys.stderr)
+    sequences = video_embeddings(model, videos, views, sbi_views, rng)
     # video_embeddings yields each video's clean view first; only clean views are scored.
     clean = {}
     for k, (_, _, owner) in enumerate(sequences):
@@ -89,16 +93,17 @@ def cross_validate(
     fold_of = assign_folds([group_of[f["key"]] for f in videos.files], folds, seed)
 
     labels = np.array([f["label"] for f in videos.files])
-    scores = {"sequence": np.zeros(len(labels)), "mean": np.zeros(len(labels))}
+    scores = {aggregate: np.zeros(len(labels)) for aggregate in aggregates}
     per_fold = []
     for fold in range(folds):
         training = [s for s in sequences if fold_of[s[2]] != fold]
         held = sorted(o for o in clean if fold_of[o] == fold)
-        torch.manual_seed(seed + fold)
-        reset_sequence_head(model)
-        optimizer = sequence_optimizer(model)
-        for _ in range(epochs):
-            sequence_epoch(model, training, optimizer, length, rng)
+        if model.is_sequence_model:
+            torch.manual_seed(seed + fold)
+            reset_sequence_head(model)
+            optimizer = sequence_optimizer(model)
+            for _ in range(epochs):
+                sequence_epoch(model, training, optimizer, length, rng)
         held_sequences = [sequences[clean[o]] for o in held]
         record = {"fold": fold, "videos": len(held), "fake": int(labels[held].sum())}
         for aggregate in scores:
@@ -189,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['folds']} grouped folds:"
     )
     for aggregate in ("sequence", "mean"):
+        if aggregate not in summary:
+            continue
         result = summary[aggregate]
         low, high = result["roc_auc_interval"]
         by_method = ", ".join(f"{m} {v:.3f}" for m, v in result["by_method"].items())
