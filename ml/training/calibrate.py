@@ -132,7 +132,8 @@ def write(model: Path, choice: BandChoice, data: list[str], split: str, target: 
     checkpoint = Detector.load(model).checkpoint
     provenance = dict(checkpoint.provenance)
     provenance["calibration_fit"] = {
-        "data": [Path(d).name if Path(d).is_absolute() or d.startswith("..") else d for d in data],
+        # Each source by name (a manifest by its folder's): where this machine keeps it is no one's business.
+        "data": [Path(d).parent.name if Path(d).is_file() else Path(d).name for d in data],
         "split": split,
         "files": choice.files,
         "target_definite_accuracy": target,
