@@ -250,6 +250,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Upload face videos and photos, poll the analysis, read the verdict and its evidence.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # A review's decision and a case's latest decision are one set of choices.
+    "ENUM_NAME_OVERRIDES": {"DecisionEnum": "detector.models.Decision"},
     # The docs page's JavaScript and CSS come from the installed sidecar: nothing is fetched.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
