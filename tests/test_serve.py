@@ -1,5 +1,6 @@
 """The run command end to end: a real web server and a real qcluster worker process."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -50,13 +51,15 @@ def served(transactional_db, monkeypatch):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its group holds gunicorn, qcluster and the live service
     )
     try:
         yield process, f"http://127.0.0.1:{port}", env["DEEPFAKE_LIVE_URL"]
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        # A failed test must not leave the children running: stop the whole group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def get_or_none(url: str):
