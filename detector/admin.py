@@ -22,6 +22,11 @@ DISAGREEING = Q(verdict="fake", review_decision=Decision.CONFIRMED_REAL) | Q(
 )
 
 
+# The case list needs the width: without the app sidebar it fits 1280 px (status, review and
+# date were off screen beside it). The apps stay one click away, on the admin's home page.
+admin.site.enable_nav_sidebar = False
+
+
 class ReviewInline(admin.TabularInline):
     """Earlier decisions are shown, never edited or deleted; a new one may be added."""
 
