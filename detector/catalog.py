@@ -94,10 +94,14 @@ def weak_evidence(measured: dict) -> bool:
 
 
 def scoreboard_sentence(measured: dict) -> str:
-    """The scoreboard in one line: the range of ROC-AUCs over the other test sets."""
-    sets = scoreboard_sets(measured)
+    """The scoreboard in one line: the range of ROC-AUCs over the test sets other than the
+    model's own held-back split (which the page states on its own)."""
+    home = (measured.get("test") or {}).get("data")
+    sets = [entry for entry in scoreboard_sets(measured) if entry["set"] != home]
     if not sets:
         return ""
+    if len(sets) == 1:
+        return f"On a test set from another source ({sets[0]['set']}), ROC-AUC {sets[0]['roc_auc']:.2f}"
     low = min(sets, key=lambda entry: entry["roc_auc"])
     high = max(sets, key=lambda entry: entry["roc_auc"])
     return (
