@@ -192,11 +192,10 @@ class AnalysisAdmin(admin.ModelAdmin):
                 started, refused = 0, []
                 for analysis in queryset:
                     try:
-                        services.check_quota(analysis.owner)
+                        services.rerun(analysis, form.cleaned_data["frames"], form.cleaned_data["model"])
                     except services.QuotaExceeded as exc:
                         refused.append(f"{analysis.upload.original_name}: {exc}")
                         continue
-                    services.rerun(analysis, form.cleaned_data["frames"], form.cleaned_data["model"])
                     started += 1
                 self.message_user(request, f"{started} analyses queued again.", messages.SUCCESS)
                 for reason in refused:

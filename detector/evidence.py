@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 from django.conf import settings
-from django.http import FileResponse
+from django.http import FileResponse, Http404
 from django.utils import timezone
 
 from detector import reports
@@ -21,7 +21,10 @@ def _sha256(data: bytes) -> str:
 
 
 def bundle(analysis: Analysis) -> FileResponse:
-    """The bundle as a download (built in a temporary file: an original may be large)."""
+    """The bundle as a download (built in a temporary file: an original may be large); 404
+    while the analysis has not finished."""
+    if not analysis.is_finished:
+        raise Http404("the analysis has not finished")
     data = reports.from_analysis(analysis)
     stem = reports.report_filename(analysis, "")[:-1]
     members: list[tuple[str, Path | bytes]] = [

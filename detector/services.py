@@ -173,7 +173,9 @@ def fail_now(analysis: Analysis, reason: str, message: str) -> None:
 
 
 def rerun(analysis: Analysis, frames: int | None = None, model: str | None = None) -> Analysis:
-    """A new analysis of the same upload with other settings; the old one keeps its results."""
+    """A new analysis of the same upload with other settings; the old one keeps its results.
+    Counts against the owner's quota like any other way in (QuotaExceeded when it is spent)."""
+    check_quota(analysis.owner)
     return create_analysis(
         analysis.owner,
         analysis.upload,

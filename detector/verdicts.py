@@ -67,6 +67,13 @@ def read(probability: float, threshold: float, low: float, high: float) -> Readi
     )
 
 
+def reading_of(analysis) -> Reading | None:
+    """The reading of a finished analysis's verdict (an Analysis row), or None without a score."""
+    if analysis.fake_probability is None or analysis.threshold is None:
+        return None
+    return read(analysis.fake_probability, analysis.threshold, analysis.uncertain_low, analysis.uncertain_high)
+
+
 # The API's field descriptions (drf-spectacular puts them in the OpenAPI schema).
 FIELD_HELP = {
     "fake_probability": "P(fake) of the face that decides, 0-1 (calibrated on validation data).",

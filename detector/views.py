@@ -131,6 +131,7 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
     )
     width = analysis.upload.width or 1
     height = analysis.upload.height or 1
+    duration = analysis.upload.duration_s or 0
     strip = []
     for frame in frames:
         boxes = [
@@ -144,7 +145,6 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
             }
             for face in frame.faces.all()
         ]
-        duration = analysis.upload.duration_s or 0
         strip.append(
             {
                 "frame": frame,
@@ -158,15 +158,11 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
             }
         )
     measured = measured_accuracy(analysis.model_name, analysis.model_version)
-    reading = None
-    if analysis.fake_probability is not None and analysis.threshold is not None:
-        reading = verdicts.read(
-            analysis.fake_probability, analysis.threshold, analysis.uncertain_low, analysis.uncertain_high
-        )
+    reading = verdicts.reading_of(analysis)
     is_photo = analysis.upload.media_type == "image"
     stored = Path(settings.MEDIA_ROOT) / analysis.upload.file.name
     playable = not is_photo and analysis.status == "done" and stored.is_file() and playable_type(stored) is not None
-    gap = (analysis.upload.duration_s or 0) / max(1, (analysis.frames_analyzed or 1) - 1)
+    gap = duration / max(1, (analysis.frames_analyzed or 1) - 1)
     context = {
         "reading": reading,
         "is_photo": is_photo,
@@ -205,14 +201,7 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
 def analysis_compare(request: HttpRequest, pk, other) -> HttpResponse:
     """Two analyses side by side (two runs of one file, or two models): verdicts, scores, timelines."""
     pair = [get_analysis(request, pk), get_analysis(request, other)]
-    columns = []
-    for analysis in pair:
-        reading = None
-        if analysis.fake_probability is not None and analysis.threshold is not None:
-            reading = verdicts.read(
-                analysis.fake_probability, analysis.threshold, analysis.uncertain_low, analysis.uncertain_high
-            )
-        columns.append({"analysis": analysis, "reading": reading})
+    columns = [{"analysis": analysis, "reading": verdicts.reading_of(analysis)} for analysis in pair]
     same_file = pair[0].upload_id == pair[1].upload_id
     return render(request, "detector/compare.html", {"columns": columns, "same_file": same_file})
 
@@ -249,11 +238,10 @@ def analysis_rerun(request: HttpRequest, pk) -> HttpResponse:
             messages.error(request, " ".join(errors))
         return redirect("analysis", pk=analysis.pk)
     try:
-        services.check_quota(analysis.owner)
+        again = services.rerun(analysis, form.cleaned_data["frames"], form.cleaned_data["model"])
     except services.QuotaExceeded as exc:
         messages.error(request, str(exc))
         return redirect("analysis", pk=analysis.pk)
-    again = services.rerun(analysis, form.cleaned_data["frames"], form.cleaned_data["model"])
     messages.success(request, "A new analysis of the same file was started; the earlier one is kept.")
     return redirect("analysis", pk=again.pk)
 
@@ -292,10 +280,7 @@ def analysis_evidence(request: HttpRequest, pk) -> FileResponse:
     """One zip: the original, the reports, every derived image and their SHA-256 sums."""
     from detector.evidence import bundle
 
-    analysis = get_analysis(request, pk)
-    if not analysis.is_finished:
-        raise Http404("the analysis has not finished")
-    return bundle(analysis)
+    return bundle(get_analysis(request, pk))
 
 
 @login_required

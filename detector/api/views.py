@@ -128,14 +128,12 @@ class AnalysisViewSet(
         """Analyse the same file again with other settings; both analyses keep their results."""
         serializer = RerunSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        analysis = self.get_object()
         try:
-            services.check_quota(analysis.owner)
+            again = services.rerun(
+                self.get_object(), serializer.validated_data.get("frames"), serializer.validated_data.get("model")
+            )
         except services.QuotaExceeded as exc:
             return quota_response(exc)
-        again = services.rerun(
-            analysis, serializer.validated_data.get("frames"), serializer.validated_data.get("model")
-        )
         return self._accepted(again)
 
     @extend_schema(responses=FrameSerializer(many=True))
@@ -160,10 +158,7 @@ class AnalysisViewSet(
         """The evidence bundle: original, reports, frames, crops, heatmaps, and SHA-256 sums."""
         from detector.evidence import bundle
 
-        analysis = self.get_object()
-        if not analysis.is_finished:
-            raise Http404("the analysis has not finished")
-        return bundle(analysis)
+        return bundle(self.get_object())
 
     @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY})
     @action(detail=True, url_path=r"files/(?P<kind>thumbnail|crop|heatmap)/(?P<item>[0-9]+)")
