@@ -201,6 +201,11 @@ DEEPFAKE_TORCH_THREADS = env_int("DEEPFAKE_TORCH_THREADS", 0)  # 0: one per core
 DEEPFAKE_TASK_TIMEOUT = env_int("DEEPFAKE_TASK_TIMEOUT", 900)
 # Facial expression per face (an optional stage: evidence beside the verdict, never in it).
 DEEPFAKE_EMOTIONS = env_bool("DEEPFAKE_EMOTIONS", True)
+# Root certificates (a PEM file) whose C2PA signatures count as trusted, e.g. the C2PA trust
+# list. Unset: a valid signature reads "signed by an authority this installation does not know".
+DEEPFAKE_C2PA_TRUST_ANCHORS = env_str("DEEPFAKE_C2PA_TRUST_ANCHORS", "")
+# Perceptual-hash distance (bits of 64) under which an earlier upload is listed as a near copy.
+DEEPFAKE_NEAR_COPY_BITS = env_int("DEEPFAKE_NEAR_COPY_BITS", 10)
 # The live camera's scoring service (`python -m ml.live`); `manage.py serve` starts it on
 # this address unless told --no-live.
 DEEPFAKE_LIVE_URL = env_str("DEEPFAKE_LIVE_URL", "http://127.0.0.1:8765")

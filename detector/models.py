@@ -41,6 +41,11 @@ class Upload(models.Model):
     fps = models.FloatField(null=True, blank=True)
     frame_count = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # What the file says about itself (`ml.provenance.Provenance.to_dict()`), read by the worker.
+    provenance = models.JSONField(default=dict, blank=True)
+    # [[position in 0..1, perceptual hash], ...]: the photo, or the analysed frames of a video.
+    # Finds near copies among earlier uploads (`detector.seen`).
+    fingerprint = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -130,6 +135,10 @@ class Analysis(models.Model):
     emotions = models.JSONField(default=dict, blank=True)
     emotion_changes = models.JSONField(default=list, blank=True)
     emotion_svg = models.TextField(blank=True)
+    # Chain of custody: the weights that ran, and the SHA-256 of every file this analysis
+    # wrote ({"files": [{"path": relative to MEDIA_ROOT, "sha256": ...}]}), taken as written.
+    model_sha256 = models.CharField(max_length=64, blank=True)
+    custody = models.JSONField(default=dict, blank=True)
     # The latest reviewer decision, kept here for filtering; every decision is a `Review` row.
     review_decision = models.CharField(max_length=16, blank=True, db_index=True, choices=Decision.choices)
 
@@ -159,6 +168,7 @@ class FrameResult(models.Model):
     thumbnail = models.ImageField(upload_to="", max_length=200, blank=True)
     thumbnail_width = models.PositiveIntegerField(default=0)
     thumbnail_height = models.PositiveIntegerField(default=0)
+    perceptual_hash = models.CharField(max_length=16, blank=True)
 
     class Meta:
         ordering = ["analysis", "index"]

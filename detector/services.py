@@ -119,6 +119,27 @@ def create_analysis(
     return analysis
 
 
+def record_analysis(owner, handle, name: str, frames: int, model: str, result) -> Analysis:
+    """Store a file analysed outside the queue (`manage.py analyze --save`) with its engine
+    result, as if a worker had run it: the same upload rules, the same result rows."""
+    from django.core.files import File
+    from django.utils import timezone
+
+    from detector.store import store_result
+
+    upload = store_upload(owner, File(handle, name=name))
+    analysis = Analysis.objects.create(
+        upload=upload,
+        owner=owner,
+        frames_requested=frames,
+        model_requested=model,
+        status=Status.RUNNING,
+        started_at=timezone.now(),
+    )
+    store_result(analysis, result)
+    return analysis
+
+
 def enqueue(analysis: Analysis) -> None:
     """Queue the analysis task once the rows are committed (a worker may start at once).
 

@@ -1,9 +1,11 @@
 """Map an engine result (`ml.results.AnalysisResult`) to rows and image files.
 
 Images are written first, then every row in one transaction; if anything fails, the images
-written so far are removed, so an analysis never holds half of its results.
+written so far are removed, so an analysis never holds half of its results. Each image's
+SHA-256 is taken from the bytes as written (the chain of custody, `Analysis.custody`).
 """
 
+import hashlib
 import io
 import shutil
 from pathlib import Path
@@ -26,26 +28,47 @@ from detector.models import (
 )
 
 
-def _write_jpeg(relative: str, pixels: np.ndarray, quality: int = 85) -> str:
-    path = Path(settings.MEDIA_ROOT) / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
-    path.write_bytes(buffer.getvalue())
-    return relative
+class _Writer:
+    """Writes an analysis's images and keeps the SHA-256 of each, in the order written."""
+
+    def __init__(self) -> None:
+        self.written: list[dict] = []
+
+    def jpeg(self, relative: str, pixels: np.ndarray | None, quality: int = 85) -> str:
+        if pixels is None:
+            return ""
+        path = Path(settings.MEDIA_ROOT) / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
+        data = buffer.getvalue()
+        path.write_bytes(data)
+        self.written.append({"path": relative, "sha256": hashlib.sha256(data).hexdigest()})
+        return relative
+
+
+def _fingerprint(result) -> list[list]:
+    """[[position in 0..1, perceptual hash], ...] of the photo or the analysed frames."""
+    if result.media_type != "video":
+        return [[0.0, frame.perceptual_hash] for frame in result.frames[:1] if frame.perceptual_hash]
+    length = result.duration_s or max((frame.timestamp_s for frame in result.frames), default=0.0) or 1.0
+    return [
+        [round(min(1.0, frame.timestamp_s / length), 4), frame.perceptual_hash]
+        for frame in result.frames
+        if frame.perceptual_hash
+    ]
 
 
 def store_result(analysis: Analysis, result) -> None:
     result_dir = analysis.result_dir
     absolute_dir = Path(settings.MEDIA_ROOT) / result_dir
     shutil.rmtree(absolute_dir, ignore_errors=True)  # a retried job starts clean
+    writer = _Writer()
     try:
         frame_rows, face_rows = [], []
         speakers = [result.frame_face(frame) for frame in result.frames]
         for frame, speaker in zip(result.frames, speakers, strict=True):
-            thumbnail = ""
-            if frame.thumbnail is not None:
-                thumbnail = _write_jpeg(f"{result_dir}/frame_{frame.index:06d}.jpg", frame.thumbnail, 80)
+            thumbnail = writer.jpeg(f"{result_dir}/frame_{frame.index:06d}.jpg", frame.thumbnail, 80)
             frame_rows.append(
                 (
                     FrameResult(
@@ -56,6 +79,7 @@ def store_result(analysis: Analysis, result) -> None:
                         thumbnail=thumbnail,
                         thumbnail_width=frame.thumbnail.shape[1] if frame.thumbnail is not None else 0,
                         thumbnail_height=frame.thumbnail.shape[0] if frame.thumbnail is not None else 0,
+                        perceptual_hash=frame.perceptual_hash,
                     ),
                     frame,
                 )
@@ -74,8 +98,8 @@ def store_result(analysis: Analysis, result) -> None:
                             fake_probability=face.fake_probability,
                             emotion=face.emotion or "",
                             emotions={k: round(v, 4) for k, v in (face.emotions or {}).items()},
-                            crop=_write_jpeg(f"{stem}_crop.jpg", face.crop) if face.crop is not None else "",
-                            heatmap=_write_jpeg(f"{stem}_cam.jpg", face.overlay) if face.overlay is not None else "",
+                            crop=writer.jpeg(f"{stem}_crop.jpg", face.crop),
+                            heatmap=writer.jpeg(f"{stem}_cam.jpg", face.overlay),
                         ),
                     )
                 )
@@ -135,6 +159,9 @@ def store_result(analysis: Analysis, result) -> None:
                 ]
             )
             Upload.objects.filter(pk=locked.upload_id).update(
+                media_type=result.media_type,
+                provenance=result.provenance.to_dict() if result.provenance else {},
+                fingerprint=_fingerprint(result),
                 width=result.width,
                 height=result.height,
                 duration_s=result.duration_s or None,
@@ -155,6 +182,8 @@ def store_result(analysis: Analysis, result) -> None:
             locked.finished_at = timezone.now()
             locked.model_name = result.model_name
             locked.model_version = result.model_version
+            locked.model_sha256 = result.model_sha256
+            locked.custody = {"files": writer.written}
             locked.verdict = result.verdict
             locked.fake_probability = result.fake_probability
             locked.confidence = result.confidence

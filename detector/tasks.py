@@ -85,15 +85,9 @@ def _notify(analysis_id: str) -> None:
 
 
 def _run_pipeline(analysis: Analysis):
-    from ml.inference import detector_for
-    from ml.media import detect_media_type
+    from ml.inference import analyze_file
 
     _configure_torch()
-    path = analysis.upload.file.path
-    media_type = detect_media_type(path)
-    if analysis.upload.media_type != media_type:
-        analysis.upload.media_type = media_type
-        analysis.upload.save(update_fields=["media_type"])
     last_write = 0.0
 
     def progress(stage: str, fraction: float) -> None:
@@ -104,16 +98,30 @@ def _run_pipeline(analysis: Analysis):
             Analysis.objects.filter(pk=analysis.pk).update(stage=stage, progress=round(90 * fraction))
 
     progress("loading the model", 0.0)
-    detector, note = detector_for(
-        analysis.model_requested or None, media_type, settings.DEEPFAKE_MODEL_DIR, settings.DEEPFAKE_DEVICE
+    result = analyze_file(
+        analysis.upload.file.path,
+        analysis.frames_requested,
+        analysis.model_requested or None,
+        model_dir=settings.DEEPFAKE_MODEL_DIR,
+        device=settings.DEEPFAKE_DEVICE,
+        progress=progress,
+        emotions=settings.DEEPFAKE_EMOTIONS,
+        trust_anchors=trust_anchors(),
     )
-    if note:  # the model that ran is recorded with the result; the log says why it is another
-        log.info("analysis %s: %s", analysis.pk, note)
-    if media_type == "video":
-        return detector.analyze_video(
-            path, analysis.frames_requested, progress=progress, emotions=settings.DEEPFAKE_EMOTIONS
-        )
-    return detector.analyze_image(path, progress=progress, emotions=settings.DEEPFAKE_EMOTIONS)
+    if result.note:  # the model that ran is recorded with the result; the log says why it is another
+        log.info("analysis %s: %s", analysis.pk, result.note)
+    return result
+
+
+def trust_anchors() -> str:
+    """The PEM text of DEEPFAKE_C2PA_TRUST_ANCHORS ("" when unset or unreadable, logged)."""
+    if not settings.DEEPFAKE_C2PA_TRUST_ANCHORS:
+        return ""
+    try:
+        return Path(settings.DEEPFAKE_C2PA_TRUST_ANCHORS).read_text()
+    except OSError as exc:
+        log.warning("C2PA trust anchors not read (%s): every signature reads as unknown", exc)
+        return ""
 
 
 _torch_configured = False

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from detector import reports, services, verdicts
+from detector import provenance, reports, services, verdicts
 from detector.catalog import measured_accuracy, scoreboard_sentence, weak_evidence
 from detector.forms import HistoryFilterForm, SettingsForm, UploadForm
 from detector.health import REQUIRED, run_checks
@@ -26,6 +26,7 @@ from detector.models import (
     FailureReason,
     FrameResult,
 )
+from detector.seen import seen_before
 from ml.results import ABRUPT_MAX_GAP_S
 
 # What a user can do about each kind of failure (the page says what failed, why, and this).
@@ -177,6 +178,12 @@ def analysis_detail(request: HttpRequest, pk) -> HttpResponse:
         "queue": services.queue_estimate(analysis),
         # Every analysis of the same file the user may see: the runs, newest first.
         "runs": visible_analyses(request.user).filter(upload=analysis.upload).order_by("-created_at"),
+        "seen": seen_before(analysis, visible_analyses(request.user)) if analysis.is_finished else [],
+        "provenance": provenance.sections(
+            analysis.upload.provenance, analysis.upload.sha256, analysis.upload.media_type
+        ),
+        "ai_statement": provenance.ai_statement(analysis.upload.provenance),
+        "near_copy_bits": settings.DEEPFAKE_NEAR_COPY_BITS,
         "sparse_sampling": not is_photo and gap > ABRUPT_MAX_GAP_S,
         "sample_gap_s": gap,
         "analysis": analysis,

@@ -1,15 +1,16 @@
 """One inference API: a video or photo in, an `AnalysisResult` out.
 
-    from ml.inference import analyze_file, analyze_video, analyze_image
-    result = analyze_video("clip.mp4", frames=32)          # default video model
-    result = analyze_image("photo.jpg", model="efficientnet")
+    from ml.inference import analyze_file
+    result = analyze_file("clip.mp4", frames=32)            # the default model of the file's kind
+    result = analyze_file("photo.jpg", model="efficientnet", progress=print)
 
 Models are loaded once per process and reused (`get_detector`). The pipeline: sample N
 frames over the whole video -> detect every face (MTCNN, downscaled) -> group faces into
 tracks -> crop each face at the model's input size -> score each crop -> per-track score
 (the sequence model over the track's frames, or the mean) -> the verdict from the most
 suspicious track among those big and steady enough to judge -> Grad-CAM per face; and,
-beside the verdict but never in it, the facial expression of each face (`ml.emotion`).
+beside the verdict but never in it, the facial expression of each face (`ml.emotion`) and
+what the file says about itself (`ml.provenance`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from ml import emotion
+from ml import emotion, provenance
 from ml.checkpoint import Checkpoint, load_checkpoint
 from ml.faces import Detection, FaceDetector, Interpolated, crop_face, detect_sparse
 from ml.gradcam import gradcam, overlay
@@ -203,7 +204,12 @@ class Detector:
             timings["emotion"] = time.perf_counter() - t0
 
         results = [
-            FrameResult(index=frame.index, timestamp_s=frame.timestamp_s, thumbnail=_thumbnail(frame.image))
+            FrameResult(
+                index=frame.index,
+                timestamp_s=frame.timestamp_s,
+                thumbnail=_thumbnail(frame.image),
+                perceptual_hash=provenance.perceptual_hash(frame.image),
+            )
             for frame in frames
         ]
         faces: list[FaceResult] = []
@@ -234,6 +240,7 @@ class Detector:
             confidence=None,
             model_name=self.name,
             model_version=self.version,
+            model_sha256=self.checkpoint.sha256,
             threshold=self.calibration.threshold,
             uncertain_low=self.calibration.uncertain_low,
             uncertain_high=self.calibration.uncertain_high,
@@ -424,20 +431,37 @@ def detector_for(
     return fallback, note
 
 
-def analyze_video(
-    path: str | Path, frames: int = DEFAULT_FRAMES, model: str | Path | None = None, **options: object
-) -> AnalysisResult:
-    return get_detector(model, "video").analyze_video(path, frames, **options)
-
-
-def analyze_image(path: str | Path, model: str | Path | None = None, **options: object) -> AnalysisResult:
-    return get_detector(model, "image").analyze_image(path, **options)
-
-
 def analyze_file(
-    path: str | Path, frames: int = DEFAULT_FRAMES, model: str | Path | None = None, **options: object
+    path: str | Path,
+    frames: int = DEFAULT_FRAMES,
+    model: str | Path | None = None,
+    *,
+    model_dir: str | Path | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+    emotions: bool = True,
+    explain: bool = True,
+    trust_anchors: str = "",
 ) -> AnalysisResult:
-    """Analyse a photo or a video, told apart by content, not by file name."""
-    if detect_media_type(path) == "image":
-        return analyze_image(path, model, **options)
-    return analyze_video(path, frames, model, **options)
+    """The engine's one entry for a file, used by the worker and the command line.
+
+    Tells a photo from a video by content (not by name), analyses it with `model` or the
+    default model of its kind (a requested model of the other kind is replaced, and
+    `result.note` says so), then reads what the file says about itself
+    (`result.provenance`; `trust_anchors`: PEM roots for C2PA signatures). Raises an
+    `ml.errors.EngineError` for media it cannot analyse.
+    """
+    media_type = detect_media_type(path)
+    detector, note = detector_for(model, media_type, model_dir, device)
+    if media_type == "video":
+        result = detector.analyze_video(path, frames, explain=explain, progress=progress, emotions=emotions)
+    else:
+        result = detector.analyze_image(path, explain=explain, progress=progress, emotions=emotions)
+    result.note = note
+    started = time.perf_counter()
+    result.provenance = provenance.read(path, media_type, trust_anchors)
+    if media_type == "image" and result.frames:
+        result.provenance.perceptual_hash = result.frames[0].perceptual_hash
+    result.timings["provenance"] = time.perf_counter() - started
+    result.timings["total"] += result.timings["provenance"]
+    return result

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ml.provenance import Provenance
+
 VERDICTS = ("fake", "real", "uncertain", "no_face")
 # The expression model's classes, in the order of its outputs (FER2013's).
 # Abrupt expression changes are looked for between faces of one person at most this far apart
@@ -96,6 +98,7 @@ class FrameResult:
     timestamp_s: float
     faces: list[FaceResult] = field(default_factory=list)
     thumbnail: np.ndarray | None = None  # RGB uint8, at most THUMBNAIL_WIDTH wide
+    perceptual_hash: str = ""  # `ml.provenance.perceptual_hash` of the frame: finds near copies
 
     @property
     def fake_probability(self) -> float | None:
@@ -108,6 +111,7 @@ class FrameResult:
             "index": self.index,
             "timestamp_s": round(self.timestamp_s, 3),
             "fake_probability": None if p is None else round(p, 4),
+            "perceptual_hash": self.perceptual_hash,
             "faces": [face.to_dict() for face in self.faces],
         }
 
@@ -186,6 +190,10 @@ class AnalysisResult:
     # changes (a weak cue shown beside the verdict, never part of it). Empty when off.
     emotions: dict[str, float] = field(default_factory=dict)
     emotion_changes: list[EmotionChange] = field(default_factory=list)
+    model_sha256: str = ""  # of the weights that ran: the chain of custody names them
+    # What the file says about itself (`ml.provenance`); None for pictures from memory.
+    provenance: Provenance | None = None
+    note: str = ""  # e.g. why another model than the requested one ran
 
     @property
     def frames_analyzed(self) -> int:
@@ -216,6 +224,7 @@ class AnalysisResult:
             "confidence": None if self.confidence is None else round(self.confidence, 4),
             "model": self.model_name,
             "model_version": self.model_version,
+            "model_sha256": self.model_sha256,
             "threshold": self.threshold,
             "uncertain_band": [self.uncertain_low, self.uncertain_high],
             "frames_requested": self.frames_requested,
@@ -232,4 +241,6 @@ class AnalysisResult:
             "emotion_changes": [change.to_dict() for change in self.emotion_changes],
             "frames": [frame.to_dict() for frame in self.frames],
             "timings": {stage: round(seconds, 3) for stage, seconds in self.timings.items()},
+            "provenance": self.provenance.to_dict() if self.provenance else None,
+            "note": self.note,
         }

@@ -89,7 +89,8 @@ def test_the_whole_api_flow(api, models, clip, django_capture_on_commit_callback
     report = api.get(f"/api/v1/analyses/{body['id']}/report.json")
     assert report.status_code == 200 and json.loads(report.content)["file"]["name"] == "clip.mp4"
     csv_report = api.get(f"/api/v1/analyses/{body['id']}/report.csv")
-    assert csv_report.content.decode().startswith("file,sha256,verdict,model,model_version,frame_index,")
+    header = "file,sha256,verdict,model,model_version,content_credentials,file_says,frame_index,"
+    assert csv_report.content.decode().startswith(header)
     assert csv_report["Content-Disposition"] == f'attachment; filename="clip-{body["id"].replace("-", "")[:8]}.csv"'
     pdf = api.get(f"/api/v1/analyses/{body['id']}/report.pdf")
     assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")

@@ -106,7 +106,10 @@ def test_reports_in_three_formats(signed_in, models, short_video, django_capture
 
     csv_text = signed_in.get(reverse("analysis-report", args=[analysis.pk, "csv"])).content.decode()
     lines = csv_text.strip().splitlines()
-    assert lines[0].startswith("file,sha256,verdict,model,model_version,frame_index,timestamp_s,track_id")
+    assert lines[0].startswith(
+        "file,sha256,verdict,model,model_version,content_credentials,file_says,"
+        "frame_index,timestamp_s,frame_perceptual_hash,track_id"
+    )
     name = analysis.upload.original_name
     assert lines[1].startswith(f"{name},{analysis.upload.sha256},{analysis.verdict},efficientnet_lstm,")
     assert len(lines) - 1 == analysis.faces.count()

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from detector.catalog import model_names
@@ -78,6 +79,94 @@ class ReviewSerializer(serializers.ModelSerializer):
         fields = ["decision", "notes", "reviewer", "created_at"]
 
 
+# -- provenance: what the file says about itself (`ml.provenance`), read-only -------------------
+
+
+class ActionSerializer(serializers.Serializer):
+    action = serializers.CharField(help_text="C2PA action without its prefix, e.g. created, edited, converted")
+    software_agent = serializers.CharField()
+    digital_source_type = serializers.CharField(help_text="IPTC code, e.g. trainedAlgorithmicMedia")
+    when = serializers.CharField()
+
+
+class IngredientSerializer(serializers.Serializer):
+    title = serializers.CharField()
+    format = serializers.CharField()
+    relationship = serializers.CharField(help_text="parentOf, componentOf or inputTo")
+
+
+class ProblemSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="C2PA validation status code")
+    explanation = serializers.CharField()
+
+
+class ContentCredentialsSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(
+        ["absent", "trusted", "untrusted", "valid", "invalid", "unreadable", "unsupported"],
+        help_text="untrusted: intact, signed by an authority this installation does not know",
+    )
+    summary = serializers.CharField(help_text="the state in a sentence")
+    claim_generator = serializers.CharField()
+    signer = serializers.CharField(help_text="the signing certificate's common name")
+    issuer = serializers.CharField(help_text="the signing certificate's organisation")
+    signed_at = serializers.CharField()
+    title = serializers.CharField()
+    digital_source_type = serializers.CharField(help_text="IPTC code of how the media was made")
+    ai_generated = serializers.BooleanField(help_text="the manifest says a generative model made or edited it")
+    actions = ActionSerializer(many=True)
+    ingredients = IngredientSerializer(many=True)
+    problems = ProblemSerializer(many=True, help_text="validation failures")
+    manifest = serializers.JSONField(allow_null=True, help_text="the raw manifest store (null above 256 kB)")
+    note = serializers.CharField()
+
+
+class PhotoMetadataSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(["present", "absent", "unreadable"])
+    make = serializers.CharField()
+    model = serializers.CharField()
+    software = serializers.CharField()
+    taken_at = serializers.CharField(help_text="EXIF DateTimeOriginal")
+    modified_at = serializers.CharField()
+    gps = serializers.BooleanField(help_text="whether a position is recorded (the position is not kept)")
+    orientation = serializers.IntegerField(allow_null=True)
+    declared_size = serializers.CharField(help_text="the size EXIF records, when it is not the image's")
+    creator_tool = serializers.CharField()
+    digital_source_type = serializers.CharField(help_text="from XMP: an unsigned claim")
+    thumbnail = serializers.ChoiceField(["absent", "matches", "differs", "unreadable"])
+    thumbnail_distance = serializers.IntegerField(allow_null=True)
+    note = serializers.CharField()
+
+
+class ContainerSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(["present", "unreadable"])
+    format = serializers.CharField()
+    codec = serializers.CharField()
+    profile = serializers.CharField()
+    encoder = serializers.CharField(help_text="the container's encoder tag, e.g. Lavf60.3.100 (FFmpeg)")
+    writing_library = serializers.CharField(help_text="e.g. x264 core 164")
+    make = serializers.CharField()
+    model = serializers.CharField()
+    software = serializers.CharField()
+    creation_time = serializers.CharField()
+    frame_rate = serializers.FloatField(allow_null=True)
+    frame_rate_mode = serializers.CharField(help_text="constant or variable")
+    rotation = serializers.IntegerField()
+    audio = serializers.BooleanField()
+    audio_codec = serializers.CharField()
+    bit_rate = serializers.IntegerField(allow_null=True)
+    note = serializers.CharField()
+
+
+class ProvenanceSerializer(serializers.Serializer):
+    sha256 = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+    perceptual_hash = serializers.CharField(help_text="64-bit DCT hash of a photo (videos: per frame)")
+    ai_statement = serializers.CharField(help_text="what the file says about AI generation; empty when nothing")
+    content_credentials = ContentCredentialsSerializer()
+    photo = PhotoMetadataSerializer(allow_null=True)
+    container = ContainerSerializer(allow_null=True)
+
+
 class AnalysisSerializer(serializers.ModelSerializer):
     file_name = serializers.CharField(source="upload.original_name")
     media_type = serializers.CharField(source="upload.media_type")
@@ -87,6 +176,9 @@ class AnalysisSerializer(serializers.ModelSerializer):
     status_url = serializers.SerializerMethodField()
     people = TrackSerializer(source="tracks", many=True, read_only=True)
     reviews = ReviewSerializer(many=True, read_only=True)
+    provenance = serializers.SerializerMethodField(
+        help_text="What the file says about itself, beside the verdict and never in it; null until read"
+    )
 
     class Meta:
         model = Analysis
@@ -120,6 +212,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "emotion_changes",
             "timings",
             "people",
+            "provenance",
             "review_decision",
             "reviews",
             "callback_url",
@@ -135,13 +228,17 @@ class AnalysisSerializer(serializers.ModelSerializer):
     def get_status_url(self, analysis: Analysis) -> str:
         return self.get_url(analysis)
 
+    @extend_schema_field(ProvenanceSerializer(allow_null=True))
+    def get_provenance(self, analysis: Analysis) -> dict | None:
+        return analysis.upload.provenance or None
+
 
 class AnalysisListSerializer(AnalysisSerializer):
     class Meta(AnalysisSerializer.Meta):
         fields = [
             f
             for f in AnalysisSerializer.Meta.fields
-            if f not in ("people", "reviews", "aggregates", "timings", "emotion_changes")
+            if f not in ("people", "reviews", "aggregates", "timings", "emotion_changes", "provenance")
         ]
 
 
@@ -184,7 +281,7 @@ class FrameSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = FrameResult
-        fields = ["index", "timestamp_s", "fake_probability", "emotion", "thumbnail_url", "faces"]
+        fields = ["index", "timestamp_s", "fake_probability", "emotion", "perceptual_hash", "thumbnail_url", "faces"]
 
     def get_thumbnail_url(self, frame: FrameResult) -> str | None:
         if not frame.thumbnail:

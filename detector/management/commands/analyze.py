@@ -128,27 +128,29 @@ class Command(BaseCommand):
             raise CommandError(f"no user named {username!r}") from None
 
     def _analyse(self, path: Path, frames: int, model: str, progress) -> dict:
+        from detector.tasks import trust_anchors
         from ml.errors import EngineError
-        from ml.inference import detector_for
-        from ml.media import detect_media_type
+        from ml.inference import analyze_file
 
         line = {"file": str(path), "media_type": None, "verdict": None, "fake_probability": None, "error": None}
         try:
-            media_type = detect_media_type(path)
-            line["media_type"] = media_type
-            detector, note = detector_for(
-                model or None, media_type, settings.DEEPFAKE_MODEL_DIR, settings.DEEPFAKE_DEVICE
+            result = analyze_file(
+                path,
+                frames,
+                model or None,
+                model_dir=settings.DEEPFAKE_MODEL_DIR,
+                device=settings.DEEPFAKE_DEVICE,
+                progress=progress,
+                emotions=settings.DEEPFAKE_EMOTIONS,
+                trust_anchors=trust_anchors(),
             )
-            if note:
-                line["note"] = note
-                self.stderr.write(f"{path.name}: {note}")
-            if media_type == "video":
-                result = detector.analyze_video(path, frames, progress=progress, emotions=settings.DEEPFAKE_EMOTIONS)
-            else:
-                result = detector.analyze_image(path, progress=progress, emotions=settings.DEEPFAKE_EMOTIONS)
         except EngineError as exc:
             line["error"] = {"reason": exc.reason, "message": str(exc)}
             return line
+        line["media_type"] = result.media_type
+        if result.note:
+            line["note"] = result.note
+            self.stderr.write(f"{path.name}: {result.note}")
         data = result.to_dict()
         line.update(
             verdict=result.verdict,
@@ -175,6 +177,7 @@ class Command(BaseCommand):
             ],
             emotions=data["emotions"],
             emotion_changes=data["emotion_changes"],
+            provenance=data["provenance"],
             timings=data["timings"],
         )
         if result.verdict == "no_face":
@@ -190,17 +193,10 @@ class Command(BaseCommand):
             pdf_path.write_bytes(reports.as_pdf(data))
 
     def _save(self, owner, path: Path, frames: int, model: str, result) -> str:
-        from django.core.files.uploadedfile import SimpleUploadedFile
-
         from detector import services
-        from detector.models import Analysis, Status
-        from detector.store import store_result
 
-        upload = services.store_upload(owner, SimpleUploadedFile(path.name, path.read_bytes()))
-        analysis = Analysis.objects.create(
-            upload=upload, owner=owner, frames_requested=frames, model_requested=model, status=Status.RUNNING
-        )
-        store_result(analysis, result)
+        with path.open("rb") as handle:
+            analysis = services.record_analysis(owner, handle, path.name, frames, model, result)
         return str(analysis.pk)
 
 

@@ -1,0 +1,301 @@
+"""The report's data: everything a report shows, from stored rows (`from_analysis`) or
+straight from an engine result (`from_result`, the command line). The formats read only this."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from detector import custody
+from detector.catalog import measured_accuracy
+from detector.models import Analysis
+from ml.provenance import sha256_file
+from ml.results import speaking_face
+
+METHOD_TEXT = (
+    "Frames are sampled evenly over the whole video. Every face is found with MTCNN and "
+    "cropped with a margin; a convolutional network scores each crop for signs of "
+    "manipulation. For videos, each person's score comes from a sequence model (LSTM) over "
+    "their frames in order, or from the mean of their frame scores when validation favoured "
+    "that for the model (the report's aggregates say which). The verdict comes from the most "
+    "suspicious person whose face is large and steady enough to judge. Heatmaps (Grad-CAM) "
+    "show where the network's evidence lies in a face."
+)
+LIMITS_TEXT = (
+    "The score is a model's estimate, not proof. Models miss manipulation methods unlike those "
+    "they were trained on, heavy compression and small faces lower their accuracy, and real "
+    "media can score high. Heatmaps show model attention, not the location of a manipulation. "
+    "Treat a FAKE verdict as a reason to look closer and an UNCERTAIN one as no answer; "
+    "confirm with other evidence (source, context, metadata, other tools) before acting."
+)
+
+
+@dataclass
+class FaceRow:
+    frame_index: int
+    timestamp_s: float
+    track_id: int
+    box: list[float]
+    landmarks: list
+    detector_confidence: float
+    interpolated: bool
+    fake_probability: float
+    crop: Path | None = None
+    heatmap: Path | None = None
+    emotion: str = ""
+    emotions: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FrameRow:
+    index: int
+    timestamp_s: float
+    fake_probability: float | None
+    thumbnail: Path | None = None
+    faces: list[FaceRow] = field(default_factory=list)
+    perceptual_hash: str = ""
+    emotion: str = ""  # of the face behind fake_probability
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows, from stored rows or straight from an engine result."""
+
+    summary: dict
+    people: list[dict]
+    frames: list[FrameRow]
+    reviews: list[dict] = field(default_factory=list)
+
+    def frame_face(self, frame: FrameRow) -> FaceRow | None:
+        """The face behind a frame's score and expression (the rule of `ml.results`)."""
+        return speaking_face(frame.faces, {p["track_id"] for p in self.people if p["counted_in_verdict"]})
+
+    def faces_by_suspicion(self) -> list[FaceRow]:
+        """Faces of counted people first, then by score."""
+        counted = {p["track_id"] for p in self.people if p["counted_in_verdict"]}
+        faces = [face for frame in self.frames for face in frame.faces]
+        return sorted(faces, key=lambda face: (face.track_id not in counted, -face.fake_probability))
+
+
+EMOTION_NOTE = (
+    "Expressions are recognised per face by a separate model (mini-Xception, FER2013 classes). "
+    "An abrupt change between frames a fraction of a second apart is a weak manipulation cue; "
+    "speech, blinks and compression cause them too. Expressions never change the verdict."
+)
+
+
+def _person(track_id, faces, fake_probability, mean_probability, max_probability, median_face_size, verdict, counted):
+    """One person of a report, from a `Track` row or an engine `TrackResult` (same fields)."""
+    return {
+        "track_id": track_id,
+        "faces": faces,
+        "fake_probability": fake_probability,
+        "mean_probability": mean_probability,
+        "max_probability": max_probability,
+        "median_face_size": median_face_size,
+        "verdict": verdict,
+        "counted_in_verdict": counted,
+    }
+
+
+def _people(tracks) -> list[dict]:
+    return [
+        _person(
+            t.track_id,
+            t.faces,
+            t.fake_probability,
+            t.mean_probability,
+            t.max_probability,
+            t.median_face_size,
+            t.verdict,
+            t.counted,
+        )
+        for t in tracks
+    ]
+
+
+def _media(relative: str) -> Path | None:
+    return Path(settings.MEDIA_ROOT) / relative if relative else None
+
+
+def from_analysis(analysis: Analysis) -> ReportData:
+    upload = analysis.upload
+    summary = {
+        "id": str(analysis.pk),
+        "file": {
+            "name": upload.original_name,
+            "media_type": upload.media_type,
+            "size_bytes": upload.size,
+            "sha256": upload.sha256,
+            "width": upload.width,
+            "height": upload.height,
+            "duration_s": upload.duration_s,
+            "fps": upload.fps,
+            "frame_count": upload.frame_count,
+            "uploaded_at": upload.created_at.isoformat(),
+        },
+        "settings": {
+            "frames_requested": analysis.frames_requested,
+            "model_requested": analysis.model_requested or None,
+        },
+        "status": analysis.status,
+        "failure_reason": analysis.failure_reason or None,
+        "failure_message": analysis.failure_message or None,
+        "model": analysis.model_name or None,
+        "model_version": analysis.model_version or None,
+        "model_accuracy": measured_accuracy(analysis.model_name, analysis.model_version),
+        "verdict": analysis.verdict or None,
+        "fake_probability": analysis.fake_probability,
+        "confidence": analysis.confidence,
+        "threshold": analysis.threshold,
+        "uncertain_band": [analysis.uncertain_low, analysis.uncertain_high],
+        "frames_analyzed": analysis.frames_analyzed,
+        "faces_detected": analysis.faces_detected,
+        "aggregates": analysis.aggregates,
+        "emotions": analysis.emotions,
+        "emotion_changes": analysis.emotion_changes,
+        "timings": analysis.timings,
+        "review_decision": analysis.review_decision or None,
+        "created_at": analysis.created_at.isoformat(),
+        "started_at": analysis.started_at.isoformat() if analysis.started_at else None,
+        "finished_at": analysis.finished_at.isoformat() if analysis.finished_at else None,
+        "provenance": upload.provenance or None,
+        "custody": custody.of(analysis),
+    }
+    people = _people(analysis.tracks.all())
+    frames = [
+        FrameRow(
+            index=frame.index,
+            timestamp_s=frame.timestamp_s,
+            fake_probability=frame.fake_probability,
+            perceptual_hash=frame.perceptual_hash,
+            thumbnail=_media(frame.thumbnail.name),
+            faces=[
+                FaceRow(
+                    frame_index=frame.index,
+                    timestamp_s=frame.timestamp_s,
+                    track_id=face.track_id,
+                    box=face.box,
+                    landmarks=face.landmarks,
+                    detector_confidence=face.detector_confidence,
+                    interpolated=face.interpolated,
+                    fake_probability=face.fake_probability,
+                    crop=_media(face.crop.name),
+                    heatmap=_media(face.heatmap.name),
+                    emotion=face.emotion,
+                    emotions=face.emotions,
+                )
+                for face in frame.faces.all()
+            ],
+            emotion=frame.emotion,
+        )
+        for frame in analysis.frames.prefetch_related("faces")
+    ]
+    reviews = [
+        {
+            "decision": review.decision,
+            "notes": review.notes,
+            "reviewer": review.reviewer.get_username(),
+            "created_at": review.created_at.isoformat(),
+            "agrees_with_model": review.agrees,
+        }
+        for review in analysis.reviews.select_related("reviewer").order_by("created_at")
+    ]
+    return ReportData(summary=summary, people=people, frames=frames, reviews=reviews)
+
+
+def from_result(result, path: Path, image_dir: Path | None = None) -> ReportData:
+    """Report data straight from an engine result (the command line, no database).
+
+    With `image_dir`, thumbnails, crops and heatmaps are written there for the PDF.
+    """
+    from PIL import Image
+
+    def save(pixels, name: str) -> Path | None:
+        if image_dir is None or pixels is None:
+            return None
+        target = image_dir / name
+        Image.fromarray(pixels).save(target, quality=85)
+        return target
+
+    digest = result.provenance.sha256 if result.provenance else sha256_file(path)
+    data = result.to_dict()
+    summary = {
+        "id": None,
+        "file": {
+            "name": path.name,
+            "media_type": result.media_type,
+            "size_bytes": path.stat().st_size,
+            "sha256": digest,
+            "width": result.width,
+            "height": result.height,
+            "duration_s": result.duration_s or None,
+            "fps": result.fps or None,
+            "frame_count": result.frame_count,
+            "uploaded_at": None,
+        },
+        "settings": {"frames_requested": result.frames_requested, "model_requested": None},
+        "status": "failed" if result.verdict == "no_face" else "done",
+        "failure_reason": "no_face" if result.verdict == "no_face" else None,
+        "failure_message": "No face was found." if result.verdict == "no_face" else None,
+        "model": result.model_name,
+        "model_version": result.model_version,
+        "model_accuracy": measured_accuracy(result.model_name, result.model_version),
+        "verdict": result.verdict,
+        "fake_probability": result.fake_probability,
+        "confidence": result.confidence,
+        "threshold": result.threshold,
+        "uncertain_band": [result.uncertain_low, result.uncertain_high],
+        "frames_analyzed": result.frames_analyzed,
+        "faces_detected": result.faces_detected,
+        "aggregates": data["aggregates"] or {},
+        "emotions": data["emotions"],
+        "emotion_changes": data["emotion_changes"],
+        "timings": data["timings"],
+        "review_decision": None,
+        "created_at": None,
+        "started_at": None,
+        "finished_at": timezone.now().isoformat(),
+        "provenance": result.provenance.to_dict() if result.provenance else None,
+        "custody": {
+            "upload": {"path": str(path.resolve()), "sha256": digest, "size_bytes": path.stat().st_size},
+            "model": {"name": result.model_name, "version": result.model_version, "sha256": result.model_sha256},
+            # Nothing is stored on the command line: its images live only inside the PDF.
+            "derived_files": [],
+            "steps": {"analysed_at": timezone.now().isoformat()},
+            "engine_seconds": data["timings"],
+        },
+    }
+    people = _people(result.tracks)
+    frames = []
+    for frame in result.frames:
+        faces = [
+            FaceRow(
+                frame_index=frame.index,
+                timestamp_s=frame.timestamp_s,
+                track_id=face.track_id,
+                box=[round(v, 1) for v in face.box],
+                landmarks=[[round(x, 1), round(y, 1)] for x, y in face.landmarks],
+                detector_confidence=face.detector_confidence,
+                interpolated=face.interpolated,
+                fake_probability=face.fake_probability,
+                crop=save(face.crop, f"face_{frame.index}_{k}_crop.jpg"),
+                heatmap=save(face.overlay, f"face_{frame.index}_{k}_cam.jpg"),
+                emotion=face.emotion or "",
+                emotions={k: round(v, 4) for k, v in (face.emotions or {}).items()},
+            )
+            for k, face in enumerate(frame.faces)
+        ]
+        frames.append(
+            FrameRow(
+                index=frame.index,
+                timestamp_s=frame.timestamp_s,
+                fake_probability=speaker.fake_probability if (speaker := result.frame_face(frame)) else None,
+                thumbnail=save(frame.thumbnail, f"frame_{frame.index}.jpg"),
+                perceptual_hash=frame.perceptual_hash,
+                faces=faces,
+                emotion=(speaker.emotion or "") if speaker else "",
+            )
+        )
+    return ReportData(summary=summary, people=people, frames=frames)
