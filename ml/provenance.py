@@ -303,7 +303,7 @@ def read_content_credentials(path: Path, head: bytes, trust_anchors: str = "") -
             return ContentCredentials(state="absent")
         if "NotSupported" in type(exc).__name__:
             return ContentCredentials(state="unsupported")
-        return ContentCredentials(state="unreadable", note=_text(f"{type(exc).__name__}: {exc}"))
+        return ContentCredentials(state="unreadable", note=_failure(exc, path))
     try:
         return credentials_from_store(json.loads(text), len(text.encode()))
     except Exception as exc:  # a store of unexpected shape: say so, keep the analysis
@@ -378,6 +378,11 @@ def _source_type(value) -> str:
     return _text(value.rstrip("/").rsplit("/", 1)[-1])
 
 
+def _failure(exc: Exception, path: Path) -> str:
+    """Why a reader failed, without the stored file's path."""
+    return _text(f"{type(exc).__name__.lstrip('_')}: {exc}".replace(f": '{path}'", "").replace(str(path), "the file"))
+
+
 def _text(value) -> str:
     """A metadata value as a short, printable string (metadata is attacker-controlled)."""
     if value is None:
@@ -413,10 +418,12 @@ def read_photo_metadata(path: Path) -> PhotoMetadata:
             image.draft("RGB", (256, 256))  # a JPEG decodes at 1/8 scale: enough for a hash
             picture = np.asarray(image.convert("RGB"))
     except Exception as exc:
-        return PhotoMetadata(state="unreadable", note=_text(f"{type(exc).__name__}: {exc}"))
+        return PhotoMetadata(state="unreadable", note=_failure(exc, path))
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8", "replace")
     fields = _xmp_fields(xmp[:MAX_XMP_BYTES])
+    if raw_exif and not ifd0 and not details:
+        return PhotoMetadata(state="unreadable", note="the EXIF block is malformed")
     metadata = PhotoMetadata(
         state="present" if (ifd0 or details or xmp) else "absent",
         make=_text(ifd0.get(0x010F)),
@@ -504,7 +511,7 @@ def read_container(path: Path) -> Container:
         with av.open(str(path), metadata_errors="replace") as container:
             return _describe(container)
     except Exception as exc:
-        return Container(state="unreadable", note=_text(f"{type(exc).__name__}: {exc}"))
+        return Container(state="unreadable", note=_failure(exc, path))
 
 
 def _describe(container) -> Container:
