@@ -126,6 +126,10 @@ def test_seen_before_finds_the_same_file_and_near_copies_the_user_may_see(
     assert "first.jpg" in smaller and "again.jpg" in smaller and "near copy" in smaller
     assert "of 64 bits apart" in smaller and "other.jpg" not in smaller
     assert "No earlier upload" in seen("first.jpg")
+    smaller_id = Analysis.objects.get(upload__original_name="smaller.jpg").pk
+    listed = client.get(f"/api/v1/analyses/{smaller_id}/").json()["seen_before"]
+    assert {(s["file_name"], s["how"]) for s in listed} == {("first.jpg", "near copy"), ("again.jpg", "near copy")}
+    assert all(0 <= s["distance"] <= 10 and s["url"].endswith(f"/api/v1/analyses/{s['id']}") for s in listed)
 
 
 def test_seen_before_finds_a_re_encoded_and_resized_video(

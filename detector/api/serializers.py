@@ -167,6 +167,19 @@ class ProvenanceSerializer(serializers.Serializer):
     container = ContainerSerializer(allow_null=True)
 
 
+class SeenBeforeSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="analysis.pk", help_text="the newest analysis of the earlier upload")
+    url = serializers.SerializerMethodField()
+    file_name = serializers.CharField(source="analysis.upload.original_name")
+    uploaded_at = serializers.DateTimeField(source="analysis.upload.created_at")
+    verdict = serializers.CharField(source="analysis.verdict")
+    how = serializers.ChoiceField(["same file", "near copy"], help_text="same SHA-256, or perceptual hashes close")
+    distance = serializers.IntegerField(allow_null=True, help_text="bits of 64 between perceptual hashes")
+
+    def get_url(self, sighting) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api-analysis-detail", args=[sighting.analysis.pk]))
+
+
 class AnalysisSerializer(serializers.ModelSerializer):
     file_name = serializers.CharField(source="upload.original_name")
     media_type = serializers.CharField(source="upload.media_type")
@@ -178,6 +191,9 @@ class AnalysisSerializer(serializers.ModelSerializer):
     reviews = ReviewSerializer(many=True, read_only=True)
     provenance = serializers.SerializerMethodField(
         help_text="What the file says about itself, beside the verdict and never in it; null until read"
+    )
+    seen_before = serializers.SerializerMethodField(
+        help_text="Earlier uploads of the same file or a near copy, among the analyses you may see"
     )
 
     class Meta:
@@ -213,6 +229,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "timings",
             "people",
             "provenance",
+            "seen_before",
             "review_decision",
             "reviews",
             "callback_url",
@@ -232,13 +249,23 @@ class AnalysisSerializer(serializers.ModelSerializer):
     def get_provenance(self, analysis: Analysis) -> dict | None:
         return analysis.upload.provenance or None
 
+    @extend_schema_field(SeenBeforeSerializer(many=True))
+    def get_seen_before(self, analysis: Analysis) -> list[dict]:
+        from detector.seen import seen_before
+        from detector.views import visible_analyses
+
+        if not analysis.is_finished:
+            return []
+        sightings = seen_before(analysis, visible_analyses(self.context["request"].user))
+        return SeenBeforeSerializer(sightings, many=True, context=self.context).data
+
 
 class AnalysisListSerializer(AnalysisSerializer):
     class Meta(AnalysisSerializer.Meta):
         fields = [
             f
             for f in AnalysisSerializer.Meta.fields
-            if f not in ("people", "reviews", "aggregates", "timings", "emotion_changes", "provenance")
+            if f not in ("people", "reviews", "aggregates", "timings", "emotion_changes", "provenance", "seen_before")
         ]
 
 
