@@ -70,7 +70,7 @@ def verify(custody: dict, media_root: Path | None = None, model_dir: Path | None
 
 def _check(item: str, path: Path, expected: str) -> Check:
     if not path.is_file():
-        return Check(item, str(path), MISSING, "not stored any more (deleted, purged or moved)")
+        return Check(item, str(path), MISSING, "not stored any more: deleted, purged or moved")
     actual = sha256_file(path)
     if actual == expected:
         return Check(item, str(path), MATCHES)

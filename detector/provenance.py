@@ -42,6 +42,13 @@ def encoder(tag: str) -> str:
     return f"{tag} — {meaning}" if meaning else tag
 
 
+def device(make: str, model: str) -> str:
+    """ "Canon EOS 5D", not "Canon Canon EOS 5D": many models already start with the make."""
+    if make and model.lower().startswith(make.split()[0].lower()):
+        return model
+    return " ".join(v for v in (make, model) if v)
+
+
 def ai_statement(provenance: dict) -> str:
     """What the file says about AI generation ("" when nothing), as `ml.provenance` put it."""
     return (provenance or {}).get("ai_statement", "")
@@ -111,7 +118,7 @@ def _photo(p: dict) -> Section:
     if p.get("state") == "absent":
         section.note = MISSING_METADATA
         return section
-    section.add("Camera", " ".join(v for v in (p.get("make"), p.get("model")) if v))
+    section.add("Camera", device(p.get("make", ""), p.get("model", "")))
     section.add("Software", p.get("software"))
     section.add("Creator tool (XMP)", p.get("creator_tool"))
     section.add("Taken", p.get("taken_at"))
@@ -144,7 +151,7 @@ def _container(c: dict) -> Section:
     )
     section.add("Encoder tag", encoder(c.get("encoder", "")) or "none (most cameras and phones write none)")
     section.add("Encoder library", c.get("writing_library"))
-    section.add("Device", " ".join(v for v in (c.get("make"), c.get("model"), c.get("software")) if v))
+    section.add("Device", " ".join(v for v in (device(c.get("make", ""), c.get("model", "")), c.get("software")) if v))
     section.add("Created", c.get("creation_time") or "not recorded")
     if c.get("frame_rate"):
         section.add("Frame rate", f"{c['frame_rate']:g} fps, {c.get('frame_rate_mode') or 'mode unknown'}")

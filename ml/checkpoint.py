@@ -22,7 +22,6 @@ the sha256 of the weights they measured.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 
 from ml.errors import ModelUnavailableError
 from ml.models.base import DeepfakeModel, ModelConfig
+from ml.provenance import sha256_file
 
 FORMAT = "deepfake-forensics-checkpoint"
 FORMAT_VERSION = 1
@@ -115,7 +115,7 @@ def save_checkpoint(
     torch.save(payload, temporary)
     temporary.replace(path)  # never leave a half-written checkpoint under the real name
     card = {key: value for key, value in payload.items() if key != "state_dict"}
-    card["sha256"] = _sha256(path)
+    card["sha256"] = sha256_file(path)
     path.with_suffix(".json").write_text(json.dumps(card, indent=2, default=str) + "\n")
     return path
 
@@ -164,7 +164,7 @@ def load_checkpoint(path: str | Path, expected_name: str | None = None, device: 
         calibration=calibration,
         provenance=dict(payload.get("provenance") or {}),
         path=path,
-        sha256=_sha256(path),
+        sha256=sha256_file(path),
     )
 
 
@@ -174,19 +174,11 @@ def record_evaluation(path: str | Path, name: str, result: dict) -> Path:
     path = Path(path)
     card_path = path.with_suffix(".json")
     card = json.loads(card_path.read_text())
-    if card.get("sha256") != _sha256(path):
+    if card.get("sha256") != sha256_file(path):
         raise ValueError(f"{card_path.name} does not describe the weights in {path.name}; save the checkpoint again")
     card.setdefault("evaluation", {})[name] = result
     card_path.write_text(json.dumps(card, indent=2, default=str) + "\n")
     return card_path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def import_reference_resnext(source: str | Path, destination: str | Path) -> Path:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -406,7 +407,8 @@ def read_photo_metadata(path: Path) -> PhotoMetadata:
     from PIL import ExifTags, Image
 
     try:
-        with Image.open(path) as image:
+        # Pillow warns about corrupt EXIF and reads on; the state below says so instead.
+        with warnings.catch_warnings(action="ignore"), Image.open(path) as image:
             exif = image.getexif()
             raw_exif = image.info.get("exif") or b""
             xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp") or b""

@@ -192,3 +192,28 @@ def test_the_command_line_prints_provenance(models, tmp_path, capsys, generated_
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["provenance"]["content_credentials"]["ai_generated"] is True
     assert line["provenance"]["sha256"] and line["verdict"] in ("fake", "real", "uncertain")
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # Pillow's, while the engine decodes the photo
+def test_hostile_metadata_never_fails_the_analysis(signed_in, models, tmp_path, django_capture_on_commit_callbacks):
+    """A manifest that does not parse and malformed EXIF: the verdict comes, the page says
+    "unreadable" with the reason."""
+    import struct
+
+    source = shared_path("data", "images", "real_faces", "facenet_pytorch", "test_images", "angelina_jolie", "1.jpg")
+    plain = tmp_path / "plain.jpg"
+    Image.open(source).convert("RGB").resize((600, 738)).save(plain, quality=90)
+    data = plain.read_bytes()
+    jumbf = b"JP\x00\x00\x00\x00\x00\x01" + struct.pack(">I", 40) + b"jumb" + struct.pack(">I", 20) + b"jumd" + b"c2pa"
+    exif = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff" + b"\x00" * 40
+    hostile = data[:2]
+    for marker, payload in ((0xE1, exif), (0xEB, jumbf + b"\xff" * 64)):
+        hostile += struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
+    upload(signed_in, django_capture_on_commit_callbacks, "hostile.jpg", hostile + data[2:])
+    analysis = Analysis.objects.get()
+    assert analysis.status == "done" and analysis.verdict in ("fake", "real", "uncertain")
+    provenance = analysis.upload.provenance
+    assert provenance["content_credentials"]["state"] == "unreadable"
+    assert provenance["photo"]["state"] == "unreadable"
+    page = signed_in.get(reverse("analysis", args=[analysis.pk])).content.decode()
+    assert "Content Credentials could not be read" in page and "the EXIF block is malformed" in page

@@ -320,7 +320,7 @@ def _custody(page: _Page, data: ReportData, story: list) -> None:
     story.append(
         page.text(
             "SHA-256 of the upload, of the model's weights and of every file the analysis derived, taken when each "
-            "was written. `python manage.py verify` with this report's JSON recomputes them.",
+            'was written. "python manage.py verify REPORT.json" recomputes them from the JSON report.',
             page.small,
         )
     )
