@@ -24,7 +24,8 @@ SHARED = ROOT.parent / "shared"
 import cv2  # noqa: E402
 import torch  # noqa: E402
 
-from ml.checkpoint import Calibration, save_checkpoint  # noqa: E402
+from ml.calibration import Calibration  # noqa: E402
+from ml.checkpoint import save_checkpoint  # noqa: E402
 from ml.inference import DEFAULT_MODEL_DIR, Detector  # noqa: E402
 from ml.models import create_model  # noqa: E402
 

@@ -1,12 +1,12 @@
 """The installed models, read from the JSON cards beside the checkpoints (no torch needed)."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
-DEFAULT_MODELS = {"video": "efficientnet_lstm", "image": "efficientnet"}
+from ml.calibration import WEAK_EVIDENCE_BELOW
+from ml.cards import DEFAULT_MODELS, read_cards, version
 
 
 @dataclass
@@ -39,19 +39,15 @@ def without_paths(value):
 
 def installed_models() -> list[InstalledModel]:
     models = []
-    for card_path in sorted(Path(settings.DEEPFAKE_MODEL_DIR).glob("*.json")):
-        try:
-            card = json.loads(card_path.read_text())
-            config = card["config"]
-        except (OSError, ValueError, KeyError):
-            continue
+    for card_path, card in read_cards(settings.DEEPFAKE_MODEL_DIR):
+        config = card["config"]
         provenance = card.get("provenance") or {}
         models.append(
             InstalledModel(
                 name=card_path.stem,
                 architecture=config["name"],
                 kind=config["kind"],
-                version=str(provenance.get("version") or card.get("sha256", "")[:12]),
+                version=version(provenance, card.get("sha256", "")),
                 calibration=card.get("calibration") or {},
                 provenance=provenance,
                 weights_present=card_path.with_suffix(".pt").is_file(),
@@ -68,10 +64,6 @@ def measured_accuracy(architecture: str, version: str) -> dict:
         if model.architecture == architecture and model.version == version:
             return model.evaluation
     return {}
-
-
-# Below this measured ROC-AUC (held-back or cross-validated), a verdict is called weak evidence.
-WEAK_EVIDENCE_BELOW = 0.9
 
 
 def measured_aucs(measured: dict) -> list[float]:

@@ -3,7 +3,8 @@ from django.conf import settings
 
 from detector.catalog import model_names
 from detector.media import sniff_media_type, unsupported_message
-from detector.models import FRAMES_DEFAULT, FRAMES_MAX, FRAMES_MIN, Status, Verdict
+from detector.models import Status, Verdict
+from ml.formats import DEFAULT_FRAMES, MAX_FRAMES, MIN_FRAMES
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -37,12 +38,12 @@ class SettingsForm(forms.Form):
     """How to analyse: the frame count (videos) and the model."""
 
     frames = forms.IntegerField(
-        min_value=FRAMES_MIN,
-        max_value=FRAMES_MAX,
-        initial=FRAMES_DEFAULT,
+        min_value=MIN_FRAMES,
+        max_value=MAX_FRAMES,
+        initial=DEFAULT_FRAMES,
         error_messages={
-            "min_value": f"Choose between {FRAMES_MIN} and {FRAMES_MAX} frames.",
-            "max_value": f"Choose between {FRAMES_MIN} and {FRAMES_MAX} frames.",
+            "min_value": f"Choose between {MIN_FRAMES} and {MAX_FRAMES} frames.",
+            "max_value": f"Choose between {MIN_FRAMES} and {MAX_FRAMES} frames.",
             "invalid": "The frame count must be a whole number.",
         },
     )

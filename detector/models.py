@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-FRAMES_MIN, FRAMES_MAX, FRAMES_DEFAULT = 10, 100, 32
+from ml.formats import DEFAULT_FRAMES
 
 
 class MediaType(models.TextChoices):
@@ -99,7 +99,7 @@ class Analysis(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="analyses")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="analyses")
-    frames_requested = models.PositiveSmallIntegerField(default=FRAMES_DEFAULT)
+    frames_requested = models.PositiveSmallIntegerField(default=DEFAULT_FRAMES)
     model_requested = models.CharField(max_length=64, blank=True, help_text="empty: the default model")
     callback_url = models.URLField(max_length=500, blank=True, help_text="POSTed a signed summary when the job ends")
 

@@ -11,7 +11,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from detector.media import sniff_media_type, unsupported_message
-from detector.models import FRAMES_DEFAULT, Analysis, FailureReason, MediaType, Status, Upload
+from detector.models import Analysis, FailureReason, MediaType, Status, Upload
+from ml.formats import DEFAULT_FRAMES
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def _store_upload(owner, uploaded: UploadedFile) -> Upload:
 
 
 def create_analysis(
-    owner, upload: Upload, frames: int = FRAMES_DEFAULT, model: str = "", callback_url: str = ""
+    owner, upload: Upload, frames: int = DEFAULT_FRAMES, model: str = "", callback_url: str = ""
 ) -> Analysis:
     """A new analysis of an upload, queued; or failed at once when the upload is no photo or video."""
     analysis = Analysis.objects.create(

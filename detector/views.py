@@ -18,15 +18,13 @@ from detector.forms import HistoryFilterForm, SettingsForm, UploadForm
 from detector.health import REQUIRED, run_checks
 from detector.media import media_response, playable_type, playback_response
 from detector.models import (
-    FRAMES_DEFAULT,
-    FRAMES_MAX,
-    FRAMES_MIN,
     Analysis,
     FaceResult,
     FailureReason,
     FrameResult,
 )
 from detector.seen import seen_before
+from ml.formats import DEFAULT_FRAMES, MAX_FRAMES, MIN_FRAMES
 from ml.results import ABRUPT_MAX_GAP_S
 
 # What a user can do about each kind of failure (the page says what failed, why, and this).
@@ -80,14 +78,14 @@ def upload(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"{len(created)} files uploaded; each is analysed on its own.")
                 return redirect("history")
     else:
-        form = UploadForm(initial={"frames": FRAMES_DEFAULT})
+        form = UploadForm(initial={"frames": DEFAULT_FRAMES})
     recent = visible_analyses(request.user).filter(owner=request.user)[:5]
     context = {
         "form": form,
         "recent": recent,
         "max_upload_mb": settings.DEEPFAKE_MAX_UPLOAD_MB,
-        "frames_min": FRAMES_MIN,
-        "frames_max": FRAMES_MAX,
+        "frames_min": MIN_FRAMES,
+        "frames_max": MAX_FRAMES,
     }
     return render(request, "detector/upload.html", context)
 

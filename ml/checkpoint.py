@@ -28,47 +28,14 @@ from pathlib import Path
 
 import torch
 
+from ml import cards
+from ml.calibration import Calibration
 from ml.errors import ModelUnavailableError
-from ml.models.base import DeepfakeModel, ModelConfig
+from ml.models import DeepfakeModel, ModelConfig, build_model
 from ml.provenance import sha256_file
 
 FORMAT = "deepfake-forensics-checkpoint"
 FORMAT_VERSION = 1
-
-
-@dataclass
-class Calibration:
-    """P(fake) >= uncertain_high is "fake", < uncertain_low is "real", between is "uncertain".
-
-    `scale` and `bias` map the network's raw probability p to a calibrated one,
-    sigmoid(scale * logit(p) + bias) (Platt scaling; scale = 1 / temperature), fitted on
-    validation data by `ml.training.calibrate`. The threshold and band apply to the calibrated
-    value. The defaults leave p unchanged (checkpoints written before calibration existed)."""
-
-    threshold: float = 0.5
-    uncertain_low: float = 0.4
-    uncertain_high: float = 0.6
-    scale: float = 1.0
-    bias: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.uncertain_low <= self.threshold <= self.uncertain_high <= 1.0:
-            raise ValueError(f"calibration must satisfy 0 <= low <= threshold <= high <= 1, got {asdict(self)}")
-        if not self.scale > 0:
-            raise ValueError(f"calibration scale must be positive, got {self.scale}")
-
-    def apply(self, raw: torch.Tensor) -> torch.Tensor:
-        """Calibrated P(fake) of raw network probabilities (monotonic: rankings are kept)."""
-        if self.scale == 1.0 and self.bias == 0.0:
-            return raw
-        return torch.sigmoid(self.scale * torch.logit(raw.float(), eps=1e-6) + self.bias)
-
-    def verdict(self, fake_probability: float) -> str:
-        if fake_probability >= self.uncertain_high:
-            return "fake"
-        if fake_probability < self.uncertain_low:
-            return "real"
-        return "uncertain"
 
 
 @dataclass
@@ -86,7 +53,7 @@ class Checkpoint:
     @property
     def version(self) -> str:
         """A short, stable identity of these exact weights (for the record of an analysis)."""
-        return str(self.provenance.get("version") or self.sha256[:12] or "untracked")
+        return cards.version(self.provenance, self.sha256)
 
 
 def save_checkpoint(
@@ -122,8 +89,6 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | Path, expected_name: str | None = None, device: str = "cpu") -> Checkpoint:
     """Load and validate a checkpoint; the model comes back in eval mode on `device`."""
-    from ml.models.registry import build_model
-
     path = Path(path)
     if not path.is_file():
         raise ModelUnavailableError(f"model file not found: {path.name} (is the model installed?)")
@@ -179,19 +144,3 @@ def record_evaluation(path: str | Path, name: str, result: dict) -> Path:
     card.setdefault("evaluation", {})[name] = result
     card_path.write_text(json.dumps(card, indent=2, default=str) + "\n")
     return card_path
-
-
-def import_reference_resnext(source: str | Path, destination: str | Path) -> Path:
-    """Convert a checkpoint of the reference ResNeXt-LSTM project into this format (compat mode)."""
-    from ml.models.resnext_lstm import load_reference_state_dict
-
-    try:
-        state = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelUnavailableError(f"{Path(source).name} is corrupt or not a state dict ({exc})") from None
-    model = load_reference_state_dict(state)
-    provenance = {
-        "imported_from": Path(source).name,
-        "note": "reference ResNeXt-LSTM checkpoint, compat mode",
-    }
-    return save_checkpoint(model, destination, Calibration(0.5, 0.5, 0.5), provenance)

@@ -1,6 +1,12 @@
-"""Container signatures, told from a file's first bytes, and the live frame limit. Pure
-Python: the web process uses it to refuse input before it reaches the engine, without
-importing OpenCV or torch."""
+"""What input the engine accepts: container signatures told from a file's first bytes, the
+frame counts a video may be analysed at, and the live frame limit. Pure Python: the web
+process uses it to refuse input before it reaches the engine, without importing OpenCV or
+torch."""
+
+# Frames sampled from a video, spread evenly over its whole length (the user chooses).
+MIN_FRAMES = 10
+MAX_FRAMES = 100
+DEFAULT_FRAMES = 32
 
 # The largest camera frame the live service scores (a 640-px JPEG is ~50 kB); the web API
 # refuses larger bodies unread, with the same figure.

@@ -25,24 +25,21 @@ import numpy as np
 import torch
 
 from ml import emotion, provenance
+from ml.calibration import counts, decide
+from ml.cards import DEFAULT_MODELS
 from ml.checkpoint import Checkpoint, load_checkpoint
 from ml.faces import Detection, FaceDetector, Interpolated, crop_face, detect_sparse
+from ml.formats import DEFAULT_FRAMES
 from ml.gradcam import gradcam, overlay
-from ml.media import DEFAULT_FRAMES, Frame, detect_media_type, read_frames, read_image
+from ml.media import Frame, detect_media_type, read_frames, read_image
 from ml.results import Aggregates, AnalysisResult, FaceResult, FrameResult, TrackResult
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODELS = {"video": "efficientnet_lstm", "image": "efficientnet"}
 THUMBNAIL_WIDTH = 320
 # Batches of 16 ran faster than 32 or 64 on two cores (cache-sized activations).
 BATCH_SIZE = 16
-# Faces smaller than this (pixels, longer side, median over the track) or seen in fewer than
-# a quarter of the frames with faces are scored and shown, but do not decide the verdict:
-# a face on a TV screen in the background is too small to judge.
-MIN_COUNTED_FACE = 60
-MIN_COUNTED_PRESENCE = 0.25
 
 Progress = Callable[[str, float], None]
 
@@ -196,7 +193,7 @@ class Detector:
                 located.append((f, face))
                 crops.append(crop.image)
         embeddings, raw, heatmaps = self._score(crops, explain, timings)
-        probabilities = self.calibration.apply(torch.from_numpy(raw)).numpy()
+        probabilities = self.calibration.apply(raw)
         timings["classify"] = time.perf_counter() - t0 - timings.get("explain", 0.0)
         t0 = time.perf_counter()
         expressions = self._expressions(frames, located) if emotions else None
@@ -305,8 +302,9 @@ class Detector:
     def _decide(
         self, result: AnalysisResult, faces: list[FaceResult], embeddings: torch.Tensor, raw: np.ndarray, n_frames: int
     ) -> None:
-        """Per-track scores, which tracks count, and the verdict. A track's score is calibrated
-        once, after aggregation (`raw` holds the faces' uncalibrated P(fake)), as it was fitted."""
+        """Per-person scores, then the verdict by the rules of `ml.calibration`. A person's
+        score is calibrated once, after aggregation (`raw` holds the faces' uncalibrated
+        P(fake)), as it was fitted."""
         by_track: dict[int, list[int]] = {}
         for k, face in enumerate(faces):
             by_track.setdefault(face.track_id, []).append(k)
@@ -315,13 +313,14 @@ class Detector:
         for track_id, members in sorted(by_track.items()):
             scores = np.array([faces[k].fake_probability for k in members])
             sizes = [max(faces[k].box[2] - faces[k].box[0], faces[k].box[3] - faces[k].box[1]) for k in members]
-            probability = float(self.calibration.apply(torch.tensor([raw[members].mean()]))[0])
             if self.model.is_sequence_model:
                 with torch.inference_mode():
                     logits = self.model.forward_sequence(embeddings[members].unsqueeze(0))
-                probability = float(self.calibration.apply(self.model.fake_probability(logits))[0])
+                track_raw = float(self.model.fake_probability(logits)[0])
+            else:
+                track_raw = float(raw[members].mean())
+            probability = self.calibration.apply(track_raw)
             median_size = float(np.median(sizes))
-            counted = median_size >= MIN_COUNTED_FACE and len(members) >= MIN_COUNTED_PRESENCE * frames_with_faces
             tracks.append(
                 TrackResult(
                     track_id=track_id,
@@ -331,35 +330,26 @@ class Detector:
                     max_probability=float(scores.max()),
                     median_face_size=median_size,
                     verdict=self.calibration.verdict(probability),
-                    counted=counted,
+                    counted=counts(median_size, len(members), frames_with_faces),
                 )
             )
-        if not any(track.counted for track in tracks):
-            max(tracks, key=lambda t: (t.faces, t.median_face_size)).counted = True
-        decisive = max((t for t in tracks if t.counted), key=lambda t: t.fake_probability)
+        decision = decide(tracks, self.calibration)
         result.tracks = tracks
         frame_scores = np.asarray(
             [s for frame in result.frames if (s := result.frame_score(frame)) is not None], np.float32
         )
-        result.fake_probability = decisive.fake_probability
-        result.verdict = self.calibration.verdict(decisive.fake_probability)
-        result.confidence = _confidence(decisive.fake_probability, self.calibration.threshold)
+        result.fake_probability = decision.fake_probability
+        result.verdict = decision.verdict
+        result.confidence = decision.confidence
         result.aggregates = Aggregates(
             used="sequence" if self.model.is_sequence_model else "mean",
-            sequence=decisive.fake_probability if self.model.is_sequence_model else None,
+            sequence=decision.fake_probability if self.model.is_sequence_model else None,
             mean=float(np.mean(frame_scores)),
             max=float(np.max(frame_scores)),
             smoothed_max=float(np.max(np.convolve(frame_scores, np.ones(3) / 3, mode="valid")))
             if len(frame_scores) >= 3
             else float(np.max(frame_scores)),
         )
-
-
-def _confidence(probability: float, threshold: float) -> float:
-    """How far the score is from the threshold, towards the side it falls on: 0 to 1."""
-    if probability >= threshold:
-        return (probability - threshold) / max(1e-6, 1.0 - threshold)
-    return (threshold - probability) / max(1e-6, threshold)
 
 
 def _thumbnail(image: np.ndarray) -> np.ndarray:

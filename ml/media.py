@@ -15,11 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ml.errors import MediaTooLargeError, UnreadableMediaError, UnsupportedMediaError
-from ml.formats import container_kind
-
-MIN_FRAMES = 10
-MAX_FRAMES = 100
-DEFAULT_FRAMES = 32
+from ml.formats import DEFAULT_FRAMES, MAX_FRAMES, MIN_FRAMES, container_kind
 
 # Photos above this many pixels are refused (8K is 33 MP). Pillow raises its own
 # DecompressionBombError at twice its limit; we set the limit so both agree.

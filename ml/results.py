@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ml.calibration import deciding_face
 from ml.provenance import Provenance
 
 VERDICTS = ("fake", "real", "uncertain", "no_face")
@@ -20,13 +21,6 @@ EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 def top_emotion(distribution: dict[str, float]) -> str:
     """The most likely expression of a distribution."""
     return max(distribution, key=distribution.__getitem__)
-
-
-def speaking_face(faces, counted_track_ids: set[int]):
-    """Of one frame's faces (anything with `track_id` and `fake_probability`), the most
-    suspicious among the counted people, or None. Engine results, stored rows and reports
-    all pick a frame's face, score and expression by this one rule."""
-    return max((f for f in faces if f.track_id in counted_track_ids), key=lambda f: f.fake_probability, default=None)
 
 
 @dataclass
@@ -207,10 +201,10 @@ class AnalysisResult:
         return [face for frame in self.frames for face in frame.faces]
 
     def frame_face(self, frame: FrameResult) -> FaceResult | None:
-        """The face that speaks for a frame: its most suspicious face among the people the
+        """The face that decides a frame's score: its most suspicious face among the people the
         verdict counts (None when it has none)."""
         counted = {track.track_id for track in self.tracks if track.counted}
-        return speaking_face(frame.faces, counted)
+        return deciding_face(frame.faces, counted)
 
     def frame_score(self, frame: FrameResult) -> float | None:
         face = self.frame_face(frame)

@@ -59,7 +59,8 @@ def model_dir(tmp_path_factory) -> Path:
         return shipped
     import torch
 
-    from ml.checkpoint import Calibration, save_checkpoint
+    from ml.calibration import Calibration
+    from ml.checkpoint import save_checkpoint
     from ml.models import create_model
 
     folder = tmp_path_factory.mktemp("weights")

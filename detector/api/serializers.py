@@ -6,9 +6,6 @@ from rest_framework import serializers
 from detector.catalog import model_names
 from detector.media import sniff_media_type, unsupported_message
 from detector.models import (
-    FRAMES_DEFAULT,
-    FRAMES_MAX,
-    FRAMES_MIN,
     Analysis,
     FaceResult,
     FrameResult,
@@ -17,11 +14,12 @@ from detector.models import (
 )
 from detector.verdicts import FIELD_HELP
 from detector.webhooks import WebhookTargetError, check_target
+from ml.formats import DEFAULT_FRAMES, MAX_FRAMES, MIN_FRAMES
 
 
 class CreateAnalysisSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=False)
-    frames = serializers.IntegerField(min_value=FRAMES_MIN, max_value=FRAMES_MAX, default=FRAMES_DEFAULT)
+    frames = serializers.IntegerField(min_value=MIN_FRAMES, max_value=MAX_FRAMES, default=DEFAULT_FRAMES)
     model = serializers.CharField(required=False, allow_blank=True, default="")
     callback_url = serializers.URLField(required=False, allow_blank=True, default="", max_length=500)
 
@@ -49,7 +47,7 @@ class CreateAnalysisSerializer(serializers.Serializer):
 
 
 class RerunSerializer(serializers.Serializer):
-    frames = serializers.IntegerField(min_value=FRAMES_MIN, max_value=FRAMES_MAX, required=False)
+    frames = serializers.IntegerField(min_value=MIN_FRAMES, max_value=MAX_FRAMES, required=False)
     model = serializers.CharField(required=False, allow_blank=True)
 
     def validate_model(self, value: str) -> str:

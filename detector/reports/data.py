@@ -10,8 +10,8 @@ from django.utils import timezone
 from detector import custody
 from detector.catalog import measured_accuracy
 from detector.models import Analysis
+from ml.calibration import deciding_face
 from ml.provenance import sha256_file
-from ml.results import speaking_face
 
 METHOD_TEXT = (
     "Frames are sampled evenly over the whole video. Every face is found with MTCNN and "
@@ -69,7 +69,7 @@ class ReportData:
 
     def frame_face(self, frame: FrameRow) -> FaceRow | None:
         """The face behind a frame's score and expression (the rule of `ml.results`)."""
-        return speaking_face(frame.faces, {p["track_id"] for p in self.people if p["counted_in_verdict"]})
+        return deciding_face(frame.faces, {p["track_id"] for p in self.people if p["counted_in_verdict"]})
 
     def faces_by_suspicion(self) -> list[FaceRow]:
         """Faces of counted people first, then by score."""

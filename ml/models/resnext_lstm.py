@@ -22,9 +22,12 @@ unless a checkpoint is given.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from ml.errors import ModelUnavailableError
 from ml.models.base import DeepfakeModel, ModelConfig
 from ml.models.registry import register_model
 
@@ -100,3 +103,13 @@ def load_reference_state_dict(state_dict: dict[str, torch.Tensor]) -> ResNeXtLST
     model = ResNeXtLSTM(config)
     model.load_state_dict(state_dict)
     return model
+
+
+def import_reference(source: str | Path) -> ResNeXtLSTM:
+    """A checkpoint file of the reference ResNeXt-LSTM project as a compat-mode model; save it
+    with `ml.checkpoint.save_checkpoint` (threshold 0.5, no band: theirs had none)."""
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged or foreign file
+        raise ModelUnavailableError(f"{Path(source).name} is corrupt or not a state dict ({exc})") from None
+    return load_reference_state_dict(state)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.checkpoint import Calibration
+from ml.calibration import Calibration
 
 EPS = 1e-6
 

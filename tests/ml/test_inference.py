@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ml.checkpoint import Calibration, save_checkpoint
+from ml.calibration import Calibration
+from ml.checkpoint import save_checkpoint
 from ml.errors import ModelUnavailableError, UnreadableMediaError
 from ml.inference import Detector, analyze_file, get_detector
 from ml.models import create_model

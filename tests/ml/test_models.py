@@ -4,7 +4,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ml.checkpoint import Calibration, load_checkpoint, save_checkpoint
+from ml.calibration import Calibration
+from ml.checkpoint import load_checkpoint, save_checkpoint
 from ml.errors import ModelUnavailableError
 from ml.models import create_model, list_models
 from tests.conftest import shared_path
@@ -158,14 +159,17 @@ class ReferenceResNeXtLSTM(nn.Module):
 
 
 def test_resnext_lstm_loads_the_reference_layout_and_reproduces_it(tmp_path):
-    from ml.checkpoint import import_reference_resnext
+    from ml.models.resnext_lstm import import_reference
 
     torch.manual_seed(0)
     reference = ReferenceResNeXtLSTM().eval()
     state = reference.state_dict()
     assert {k for k in state if k.startswith("lstm.")} == {"lstm.weight_ih_l0", "lstm.weight_hh_l0"}
     torch.save(state, tmp_path / "theirs.pt")
-    ours = import_reference_resnext(tmp_path / "theirs.pt", tmp_path / "ours.pt")
+    provenance = {"imported_from": "theirs.pt", "note": "reference ResNeXt-LSTM checkpoint, compat mode"}
+    ours = save_checkpoint(
+        import_reference(tmp_path / "theirs.pt"), tmp_path / "ours.pt", Calibration(0.5, 0.5, 0.5), provenance
+    )
     model = load_checkpoint(ours).model
     assert model.mode == "compat" and model.config.labels == ("fake", "real")
 

@@ -46,7 +46,8 @@ def test_a_shipped_checkpoint_loads_with_its_provenance(name, kind):
 
 
 def test_a_measurement_is_recorded_only_for_the_weights_it_measured(tmp_path):
-    from ml.checkpoint import Calibration, record_evaluation, save_checkpoint
+    from ml.calibration import Calibration
+    from ml.checkpoint import record_evaluation, save_checkpoint
     from ml.models import create_model
 
     path = save_checkpoint(create_model("efficientnet"), tmp_path / "m.pt", Calibration(), {"version": "t"})

@@ -114,7 +114,8 @@ def test_the_image_model_trains_and_its_checkpoint_loads(tiny_images, tmp_path):
 def test_the_video_model_trains_its_sequence_head(tiny_videos, tmp_path):
     """...starting from a photo model's trunk and frame head (`--init-from`)."""
 
-    from ml.checkpoint import Calibration, save_checkpoint
+    from ml.calibration import Calibration
+    from ml.checkpoint import save_checkpoint
     from ml.models import create_model
 
     photo_model = create_model("efficientnet")
@@ -214,7 +215,8 @@ def test_cross_validation_folds_keep_each_group_whole():
 
 
 def test_cross_validation_scores_every_pooled_video_once(tiny_videos, tmp_path):
-    from ml.checkpoint import Calibration, save_checkpoint
+    from ml.calibration import Calibration
+    from ml.checkpoint import save_checkpoint
     from ml.models import create_model
     from ml.training.crossval import main as crossval
     from ml.training.datasets import discover, grouped_split

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.checkpoint import Calibration
+from ml.calibration import Calibration
 from ml.training import calibrate, sources
 from tests.conftest import shared_path
 
@@ -157,13 +157,12 @@ def test_platt_scaling_makes_probabilities_honest_and_keeps_the_ranking():
 
 
 def test_the_engine_applies_the_calibration_after_aggregating():
-    import torch
-
     calibration = Calibration(threshold=0.5, uncertain_low=0.3, uncertain_high=0.7, scale=0.5, bias=0.2)
-    raw = torch.tensor([0.01, 0.5, 0.99])
-    expected = calibrate.platt(raw.numpy(), 0.5, 0.2)
-    assert np.allclose(calibration.apply(raw).numpy(), expected, atol=1e-6)
-    assert torch.equal(Calibration().apply(raw), raw)  # old checkpoints: unchanged
+    raw = np.array([0.01, 0.5, 0.99], np.float32)
+    expected = calibrate.platt(raw, 0.5, 0.2)
+    assert np.allclose(calibration.apply(raw), expected, atol=1e-6) and calibration.apply(raw).dtype == np.float32
+    assert calibration.apply(0.99) == pytest.approx(float(expected[2]), abs=1e-6)
+    assert Calibration().apply(raw) is raw  # old checkpoints: unchanged
     with pytest.raises(ValueError):
         Calibration(scale=0.0)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from detector.models import FRAMES_DEFAULT, FRAMES_MAX, FRAMES_MIN
+from ml.formats import DEFAULT_FRAMES, MAX_FRAMES, MIN_FRAMES
 
 
 class Command(BaseCommand):
@@ -29,7 +29,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("files", nargs="+", help="photos and videos")
         parser.add_argument(
-            "--frames", type=int, default=FRAMES_DEFAULT, help=f"frames per video ({FRAMES_MIN}-{FRAMES_MAX})"
+            "--frames", type=int, default=DEFAULT_FRAMES, help=f"frames per video ({MIN_FRAMES}-{MAX_FRAMES})"
         )
         parser.add_argument("--model", default="", help="model name (default: the default for each file type)")
         parser.add_argument("--format", choices=["text", "json"], default="text", help="json: one object per line")
@@ -52,8 +52,8 @@ class Command(BaseCommand):
                 raise CommandError("--live takes one video file or camera index")
             self._live(files[0], model, format, options["interval"], options["window"], options["duration"])
             return
-        if not FRAMES_MIN <= frames <= FRAMES_MAX:
-            raise CommandError(f"--frames must be between {FRAMES_MIN} and {FRAMES_MAX}")
+        if not MIN_FRAMES <= frames <= MAX_FRAMES:
+            raise CommandError(f"--frames must be between {MIN_FRAMES} and {MAX_FRAMES}")
         owner = self._owner(user) if save else None
         report_dir = None
         if report and len(files) > 1:
