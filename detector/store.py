@@ -86,18 +86,19 @@ def store_result(analysis: Analysis, result) -> None:
             )
             for k, face in enumerate(frame.faces):
                 stem = f"{result_dir}/face_{frame.index:06d}_{k}"
+                data = face.to_dict()  # the engine's one rounding of boxes, landmarks, expressions
                 face_rows.append(
                     (
                         frame.index,
                         FaceResult(
                             track_id=face.track_id,
-                            box=[round(v, 1) for v in face.box],
-                            landmarks=[[round(x, 1), round(y, 1)] for x, y in face.landmarks],
+                            box=data["box"],
+                            landmarks=data["landmarks"],
                             detector_confidence=face.detector_confidence,
                             interpolated=face.interpolated,
                             fake_probability=face.fake_probability,
                             emotion=face.emotion or "",
-                            emotions={k: round(v, 4) for k, v in (face.emotions or {}).items()},
+                            emotions=data["emotions"] or {},
                             crop=writer.jpeg(f"{stem}_crop.jpg", face.crop),
                             heatmap=writer.jpeg(f"{stem}_cam.jpg", face.overlay),
                         ),

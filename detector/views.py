@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from detector import provenance, reports, services, verdicts
+from detector import provenance, reports, services, summary, verdicts
 from detector.catalog import measured_accuracy, scoreboard_sentence, weak_evidence
 from detector.forms import HistoryFilterForm, SettingsForm, UploadForm
 from detector.health import REQUIRED, run_checks
@@ -218,15 +218,10 @@ def analysis_status(request: HttpRequest, pk) -> JsonResponse:
     analysis = get_analysis(request, pk)
     return JsonResponse(
         {
-            "id": str(analysis.pk),
-            "status": analysis.status,
+            **summary.of(analysis),
             "stage": analysis.stage,
             "progress": analysis.progress,
             "finished": analysis.is_finished,
-            "verdict": analysis.verdict or None,
-            "fake_probability": analysis.fake_probability,
-            "failure_reason": analysis.failure_reason or None,
-            "failure_message": analysis.failure_message or None,
             # Queued: the place in the queue and an estimate from measured times.
             **services.queue_estimate(analysis),
         }

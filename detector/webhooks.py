@@ -158,20 +158,10 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float = 
 
 
 def payload(analysis) -> dict:
-    return {
-        "event": "analysis.finished",
-        "id": str(analysis.pk),
-        "status": analysis.status,
-        "verdict": analysis.verdict or None,
-        "fake_probability": analysis.fake_probability,
-        "confidence": analysis.confidence,
-        "model": analysis.model_name or None,
-        "model_version": analysis.model_version or None,
-        "failure_reason": analysis.failure_reason or None,
-        "failure_message": analysis.failure_message or None,
-        "file": {"name": analysis.upload.original_name, "sha256": analysis.upload.sha256},
-        "finished_at": analysis.finished_at.isoformat() if analysis.finished_at else None,
-    }
+    """The webhook's body: the analysis's summary (`detector.summary`) and the event's name."""
+    from detector import summary
+
+    return {"event": "analysis.finished", **summary.of(analysis)}
 
 
 def schedule_delivery(analysis) -> None:

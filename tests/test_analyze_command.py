@@ -56,7 +56,7 @@ def test_two_videos_and_a_photo_give_three_json_lines(model_dir, tmp_path):
             "verdict",
             "fake_probability",
             "confidence",
-            "model",
+            "model_name",
             "frames_analyzed",
             "faces_detected",
             "frames",
@@ -67,7 +67,7 @@ def test_two_videos_and_a_photo_give_three_json_lines(model_dir, tmp_path):
         report = tmp_path / "reports" / f"{Path(line['file']).stem}.pdf"
         assert report.read_bytes().startswith(b"%PDF")
     assert lines[0]["frames_analyzed"] == 10 and len(lines[0]["frames"]) == 10
-    assert lines[0]["model"] == "efficientnet_lstm" and lines[2]["model"] == "efficientnet"
+    assert lines[0]["model_name"] == "efficientnet_lstm" and lines[2]["model_name"] == "efficientnet"
     assert lines[2]["faces_detected"] >= 4
     assert not (tmp_path / "empty.sqlite3").exists() or (tmp_path / "empty.sqlite3").stat().st_size == 0
 
@@ -139,5 +139,5 @@ def test_a_model_of_the_other_kind_is_not_used_silently(model_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-1000:]
     line = json.loads(done.stdout)
     # The photo is analysed by the photo model, and the user is told why.
-    assert line["model"] == "efficientnet" and line["verdict"] in ("fake", "real", "uncertain")
+    assert line["model_name"] == "efficientnet" and line["verdict"] in ("fake", "real", "uncertain")
     assert "efficientnet_lstm is a video model" in line["note"] and "efficientnet_lstm is a video model" in done.stderr

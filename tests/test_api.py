@@ -176,6 +176,9 @@ def test_the_webhook_is_delivered_signed(api, alice, models, settings, receiver,
     summary = json.loads(body)
     assert summary["id"] == response.json()["id"] and summary["status"] == "done"
     assert summary["event"] == "analysis.finished" and summary["file"]["name"] == "multiface.jpg"
+    detail = api.get(f"/api/v1/analyses/{summary['id']}/").json()
+    for key in ("verdict", "model_name", "model_version", "uncertain_low", "uncertain_high", "faces_detected"):
+        assert summary[key] == detail[key], key  # one shape: the webhook and the API agree
     secret = api.get("/api/v1/webhook-secret/").json()["secret"]
     assert secret == user_secret(alice.pk)
     assert verify(secret, headers["X-Deepfake-Timestamp"], body, headers["X-Deepfake-Signature"])

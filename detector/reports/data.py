@@ -8,6 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from detector import custody
+from detector import summary as summaries
 from detector.catalog import measured_accuracy
 from detector.models import Analysis
 from ml.calibration import deciding_face
@@ -122,7 +123,7 @@ def _media(relative: str) -> Path | None:
 def from_analysis(analysis: Analysis) -> ReportData:
     upload = analysis.upload
     summary = {
-        "id": str(analysis.pk),
+        **summaries.of(analysis),
         "file": {
             "name": upload.original_name,
             "media_type": upload.media_type,
@@ -139,27 +140,12 @@ def from_analysis(analysis: Analysis) -> ReportData:
             "frames_requested": analysis.frames_requested,
             "model_requested": analysis.model_requested or None,
         },
-        "status": analysis.status,
-        "failure_reason": analysis.failure_reason or None,
-        "failure_message": analysis.failure_message or None,
-        "model": analysis.model_name or None,
-        "model_version": analysis.model_version or None,
         "model_accuracy": measured_accuracy(analysis.model_name, analysis.model_version),
-        "verdict": analysis.verdict or None,
-        "fake_probability": analysis.fake_probability,
-        "confidence": analysis.confidence,
-        "threshold": analysis.threshold,
-        "uncertain_band": [analysis.uncertain_low, analysis.uncertain_high],
-        "frames_analyzed": analysis.frames_analyzed,
-        "faces_detected": analysis.faces_detected,
         "aggregates": analysis.aggregates,
         "emotions": analysis.emotions,
         "emotion_changes": analysis.emotion_changes,
         "timings": analysis.timings,
         "review_decision": analysis.review_decision or None,
-        "created_at": analysis.created_at.isoformat(),
-        "started_at": analysis.started_at.isoformat() if analysis.started_at else None,
-        "finished_at": analysis.finished_at.isoformat() if analysis.finished_at else None,
         "provenance": upload.provenance or None,
         "custody": custody.of(analysis),
     }
@@ -237,18 +223,10 @@ def from_result(result, path: Path, image_dir: Path | None = None) -> ReportData
         },
         "settings": {"frames_requested": result.frames_requested, "model_requested": None},
         "status": "failed" if result.verdict == "no_face" else "done",
+        **summaries.verdict_fields(result),
         "failure_reason": "no_face" if result.verdict == "no_face" else None,
         "failure_message": "No face was found." if result.verdict == "no_face" else None,
-        "model": result.model_name,
-        "model_version": result.model_version,
         "model_accuracy": measured_accuracy(result.model_name, result.model_version),
-        "verdict": result.verdict,
-        "fake_probability": result.fake_probability,
-        "confidence": result.confidence,
-        "threshold": result.threshold,
-        "uncertain_band": [result.uncertain_low, result.uncertain_high],
-        "frames_analyzed": result.frames_analyzed,
-        "faces_detected": result.faces_detected,
         "aggregates": data["aggregates"] or {},
         "emotions": data["emotions"],
         "emotion_changes": data["emotion_changes"],
@@ -275,17 +253,17 @@ def from_result(result, path: Path, image_dir: Path | None = None) -> ReportData
                 frame_index=frame.index,
                 timestamp_s=frame.timestamp_s,
                 track_id=face.track_id,
-                box=[round(v, 1) for v in face.box],
-                landmarks=[[round(x, 1), round(y, 1)] for x, y in face.landmarks],
+                box=row["box"],
+                landmarks=row["landmarks"],
                 detector_confidence=face.detector_confidence,
                 interpolated=face.interpolated,
                 fake_probability=face.fake_probability,
                 crop=save(face.crop, f"face_{frame.index}_{k}_crop.jpg"),
                 heatmap=save(face.overlay, f"face_{frame.index}_{k}_cam.jpg"),
                 emotion=face.emotion or "",
-                emotions={k: round(v, 4) for k, v in (face.emotions or {}).items()},
+                emotions=row["emotions"] or {},
             )
-            for k, face in enumerate(frame.faces)
+            for k, (face, row) in enumerate(zip(frame.faces, (f.to_dict() for f in frame.faces), strict=True))
         ]
         frames.append(
             FrameRow(

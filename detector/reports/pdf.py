@@ -118,8 +118,8 @@ def _verdict(page: _Page, data: ReportData, story: list) -> None:
     story.append(page.Paragraph(f"Verdict: {verdict}", style))
     if s["fake_probability"] is not None:
         # The same reading as the result page: the score against the band, in enough digits.
-        low, high = s["uncertain_band"]
-        story.append(page.text(read_verdict(s["fake_probability"], s["threshold"], low, high).sentence))
+        reading = read_verdict(s["fake_probability"], s["threshold"], s["uncertain_low"], s["uncertain_high"])
+        story.append(page.text(reading.sentence))
     if s["failure_message"]:
         story.append(page.text(s["failure_message"]))
     claim = provenance.ai_statement(s.get("provenance") or {})
@@ -142,7 +142,7 @@ def _file_facts(page: _Page, data: ReportData, story: list) -> None:
         ("Type, size", f"{f['media_type']}, {f['size_bytes']:,} bytes"),
         ("Resolution", f"{f['width']}x{f['height']}" if f["width"] else "–"),
         ("Duration", f"{f['duration_s']:.1f} s at {f['fps']:.2f} fps" if f["duration_s"] else "–"),
-        ("Model", f"{s['model'] or '–'} ({s['model_version'] or '–'})"),
+        ("Model", f"{s['model_name'] or '–'} ({s['model_version'] or '–'})"),
         ("Model accuracy", accuracy_sentence(s.get("model_accuracy") or {})),
         (
             "Settings",
@@ -192,7 +192,7 @@ def _scores(page: _Page, data: ReportData, story: list) -> None:
             [fr.timestamp_s for fr in data.frames],
             [fr.fake_probability for fr in data.frames],
             s["threshold"],
-            tuple(s["uncertain_band"]),
+            (s["uncertain_low"], s["uncertain_high"]),
             fmt="png",
         )
         story.append(page.Image(io.BytesIO(png), width=page.width, height=page.width * 2.4 / 7.5))

@@ -72,7 +72,7 @@ def as_csv(data: ReportData) -> str:
         s["file"]["name"],
         s["file"]["sha256"],
         s["verdict"] or s["status"],
-        s["model"] or "",
+        s["model_name"] or "",
         s["model_version"] or "",
         ((s.get("provenance") or {}).get("content_credentials") or {}).get("state", ""),
         (s.get("provenance") or {}).get("ai_statement", ""),

@@ -19,6 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from detector import summary
 from ml.formats import DEFAULT_FRAMES, MAX_FRAMES, MIN_FRAMES
 
 
@@ -153,14 +154,7 @@ class Command(BaseCommand):
             self.stderr.write(f"{path.name}: {result.note}")
         data = result.to_dict()
         line.update(
-            verdict=result.verdict,
-            fake_probability=data["fake_probability"],
-            confidence=data["confidence"],
-            model=result.model_name,
-            model_version=result.model_version,
-            threshold=result.threshold,
-            frames_analyzed=result.frames_analyzed,
-            faces_detected=result.faces_detected,
+            **summary.verdict_fields(result),
             people=data["tracks"],
             frames=[
                 {
@@ -225,7 +219,7 @@ def _text(line: dict) -> str:
         return f"{line['file']}: NO FACE in {line['frames_analyzed']} frame(s) (no_face)"
     return (
         f"{line['file']}: {line['verdict'].upper()} P(fake)={line['fake_probability']:.3f} "
-        f"confidence={line['confidence']:.0%} model={line['model']} ({line['model_version']}) "
+        f"confidence={line['confidence']:.0%} model={line['model_name']} ({line['model_version']}) "
         f"frames={line['frames_analyzed']} faces={line['faces_detected']} {line['timings']['total']:.1f}s"
     )
 
