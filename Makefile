@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format browser
+.PHONY: run test test-fast lint format browser
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ run: $(STAMP)
 test: lint browser
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) -m pytest
+
+# The tests that need neither the shipped models nor ../shared media: under a minute.
+test-fast: lint
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

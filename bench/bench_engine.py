@@ -1,6 +1,6 @@
 """Engine speed and memory on this machine: seconds per stage and end to end.
 
-    .venv/bin/python bench/bench_engine.py [--video PATH] [--photo PATH] [--threads N]
+    .venv/bin/python -m bench.bench_engine [--video PATH] [--photo PATH] [--threads N]
 
 A 10 s 720p FaceForensics++ video at 10..100 frames, a 1080p photo, live camera frames
 through the live scoring service (HTTP, as the web app sends them), and the process's peak RSS.
@@ -12,22 +12,20 @@ detection slows down a lot when another process competes for the cores.
 import argparse
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import cv2
+import torch
+
+from ml.calibration import Calibration
+from ml.checkpoint import save_checkpoint
+from ml.inference import DEFAULT_MODEL_DIR, Detector
+from ml.models import create_model
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
-
-import cv2  # noqa: E402
-import torch  # noqa: E402
-
-from ml.calibration import Calibration  # noqa: E402
-from ml.checkpoint import save_checkpoint  # noqa: E402
-from ml.inference import DEFAULT_MODEL_DIR, Detector  # noqa: E402
-from ml.models import create_model  # noqa: E402
 
 
 def model_path(name: str, scratch: Path) -> Path:

@@ -1,6 +1,6 @@
 """Fault drills on the cluster setup (PostgreSQL + Redis on this machine). Run by hand:
 
-    .venv/bin/python bench/faults.py
+    .venv/bin/python -m bench.faults
 
 1. Redis stops while uploads arrive: the API still accepts and stores every upload (202), the
    jobs wait as `queued`; once Redis is back, the scheduled re-send queues them and they finish.
@@ -11,17 +11,17 @@ documents), uses a scratch database and loopback only, and prints what happened 
 recovery took.
 """
 
+import argparse
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_test import PY, ROOT, SHARED, drop_database, free_port, manage, stop
+from bench.load_test import SHARED, drop_database
+from bench.serving import free_port, manage, start, stop
 
 REDIS_START = [
     "redis-server",
@@ -61,6 +61,7 @@ def wait(predicate, timeout: float, what: str) -> float:
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="It takes no options.").parse_args()
     import psycopg
 
     postgres = "postgres://postgres@127.0.0.1:5432"
@@ -84,11 +85,7 @@ def main() -> int:
         token = manage(env, "drf_create_token", "drill").split()[2]
         manage(env, "reap", "--schedule")
         for command in (["serve", "--no-worker", "--port", str(port)], ["qcluster"]):
-            processes.append(
-                subprocess.Popen(
-                    [PY, "manage.py", *command], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )
-            )
+            processes.append(start(["manage.py", *command], env))
         api = requests.Session()
         api.headers["Authorization"] = f"Token {token}"
         wait(lambda: requests.get(f"{base}/healthz", timeout=2).ok, 60, "the web server")

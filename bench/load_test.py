@@ -1,6 +1,6 @@
 """Load test of the cluster setup: N qcluster workers on PostgreSQL + Redis, many uploads at once.
 
-    .venv/bin/python bench/load_test.py [--uploads 50] [--workers 2] [--frames 20]
+    .venv/bin/python -m bench.load_test [--uploads 50] [--workers 2] [--frames 20]
 
 It creates a scratch database, starts the web server (gunicorn) and N `qcluster` processes on
 127.0.0.1 only, submits the uploads concurrently through the API, measures the web's latency
@@ -10,14 +10,10 @@ drops the database. Bounded: it gives up after --timeout seconds.
 """
 
 import argparse
-import contextlib
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,41 +22,9 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.serving import ROOT, free_port, manage, start, stop
+
 SHARED = ROOT.parent / "shared"
-PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def manage(env: dict, *args: str) -> str:
-    done = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    return done.stdout
-
-
-def start(command: list[str], env: dict) -> subprocess.Popen:
-    """A child in a session of its own, so that it and every process it starts (gunicorn's and
-    qcluster's workers) can be stopped together."""
-    return subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-
-
-def stop_processes(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM every process group, wait up to 30 s, then SIGKILL what is left of each group."""
-    for process in processes:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group, if any
-        process.wait()
 
 
 def drop_database(server: str, database: str) -> None:
@@ -116,11 +80,9 @@ def main() -> int:
             "User.objects.create_user('load', password='load-password-123')",
         )
         token = manage(env, "drf_create_token", "load").split()[2]
-        processes.append(
-            start([PY, "manage.py", "serve", "--no-worker", "--port", str(port), "--web-workers", "2"], env)
-        )
+        processes.append(start(["manage.py", "serve", "--no-worker", "--port", str(port), "--web-workers", "2"], env))
         for _ in range(args.workers):
-            processes.append(start([PY, "manage.py", "qcluster"], env))
+            processes.append(start(["manage.py", "qcluster"], env))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -233,7 +195,7 @@ def main() -> int:
         return 0 if ok else 1
     finally:
         # Whatever happened (an error, Ctrl-C, a timeout), nothing is left running or stored.
-        stop_processes(processes)
+        stop(processes)
         drop_database(args.postgres, database)
         shutil.rmtree(media, ignore_errors=True)
 

@@ -114,3 +114,21 @@ def media_response(relative: str, filename: str, attachment: bool = False) -> Fi
         response["Content-Type"] = "image/jpeg"
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+def derived_image(analysis, kind: str, item: int) -> FileResponse:
+    """A frame thumbnail ("thumbnail"), face crop ("crop") or heatmap ("heatmap") of an
+    analysis, for the page and the API alike; the caller has checked that the user may see it."""
+    from django.shortcuts import get_object_or_404
+
+    from detector.models import FaceResult, FrameResult
+
+    if kind == "thumbnail":
+        frame = get_object_or_404(FrameResult, analysis=analysis, pk=item)
+        return media_response(frame.thumbnail.name, f"frame-{frame.index}.jpg")
+    if kind in ("crop", "heatmap"):
+        face = get_object_or_404(FaceResult, analysis=analysis, pk=item)
+        if not getattr(face, kind).name:
+            raise Http404("no such file")
+        return media_response(getattr(face, kind).name, f"face-{face.pk}-{kind}.jpg")
+    raise Http404("no such file")

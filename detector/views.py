@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -16,10 +16,9 @@ from detector import provenance, reports, services, summary, verdicts
 from detector.catalog import measured_accuracy, scoreboard_sentence, weak_evidence
 from detector.forms import HistoryFilterForm, SettingsForm, UploadForm
 from detector.health import REQUIRED, run_checks
-from detector.media import media_response, playable_type, playback_response
+from detector.media import derived_image, media_response, playable_type, playback_response
 from detector.models import (
     Analysis,
-    FaceResult,
     FailureReason,
     FrameResult,
 )
@@ -265,13 +264,7 @@ def analysis_file(request: HttpRequest, pk, kind: str, item: int = 0) -> FileRes
         return media_response(analysis.upload.file.name, analysis.upload.original_name, attachment=True)
     if kind == "play":
         return playback_response(request, analysis.upload.file.name)
-    if kind == "thumbnail":
-        frame = get_object_or_404(FrameResult, analysis=analysis, pk=item)
-        return media_response(frame.thumbnail.name, f"frame-{frame.index}.jpg")
-    if kind in ("crop", "heatmap"):
-        face = get_object_or_404(FaceResult, analysis=analysis, pk=item)
-        return media_response(getattr(face, kind).name, f"face-{face.pk}-{kind}.jpg")
-    raise Http404("no such file")
+    return derived_image(analysis, kind, item)
 
 
 @login_required

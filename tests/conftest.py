@@ -1,6 +1,6 @@
 """Shared fixtures: private media per test, a synchronous queue, named users."""
 
-import socket
+import inspect
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -17,12 +17,6 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"../shared is not available ({path})")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
@@ -88,6 +82,7 @@ def pytest_collection_modifyitems(config, items) -> None:
         path = Path(str(item.fspath))
         if "ml" in path.parts[-2:-1] or item.get_closest_marker("engine"):
             item.add_marker(pytest.mark.engine)
+    mark_slow(items)
 
 
 class WebhookListener(BaseHTTPRequestHandler):
@@ -113,3 +108,29 @@ def webhook_listener():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server.server_port
     server.shutdown()
+
+
+# Fixtures that load the shipped models, run the face detector or start the service: a test
+# that uses one (directly or through another fixture) takes seconds, not milliseconds.
+HEAVY_FIXTURES = {"model_dir", "models", "face_detector", "served", "service", "scorer", "live_service"}
+
+
+def _reads_shared_media(function) -> bool:
+    try:
+        return "shared_path(" in inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+
+
+def mark_slow(items) -> None:
+    """Mark `slow` every test that needs the shipped models or ../shared media, by what it
+    uses: `make test-fast` runs the rest (`-m "not slow"`) in under a minute."""
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        fixtures = definitions.name2fixturedefs if definitions else {}
+        heavy = HEAVY_FIXTURES & set(getattr(item, "fixturenames", ()))
+        shared = _reads_shared_media(getattr(item, "function", None)) or any(
+            _reads_shared_media(fixture.func) for defs in fixtures.values() for fixture in defs
+        )
+        if heavy or shared:
+            item.add_marker(pytest.mark.slow)

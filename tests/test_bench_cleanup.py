@@ -42,7 +42,7 @@ def test_an_interrupted_load_test_leaves_nothing_behind():
     import psycopg
 
     process = subprocess.Popen(
-        [sys.executable, "bench/load_test.py", "--uploads", "4", "--workers", "1", "--frames", "10"],
+        [sys.executable, "-m", "bench.load_test", "--uploads", "4", "--workers", "1", "--frames", "10"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

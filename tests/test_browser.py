@@ -6,17 +6,15 @@ Screenshots go to $SCREENSHOT_DIR when set (docs/screenshots/ holds the committe
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, free_port, shared_path
+from bench.serving import free_port, serve
+from tests.conftest import shared_path
 from tests.media_factory import write_y4m
-from tests.test_serve import database_url_of_test_db, get_or_none, wait_for
+from tests.test_serve import database_url_of_test_db
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -34,7 +32,6 @@ def service(transactional_db, model_dir, tmp_path, monkeypatch, django_user_mode
 
     monkeypatch.setattr(Conf, "SYNC", False)
     django_user_model.objects.create_user("reporter", password="a-long-test-password")
-    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url_of_test_db(),
@@ -42,23 +39,8 @@ def service(transactional_db, model_dir, tmp_path, monkeypatch, django_user_mode
         "DEEPFAKE_MEDIA_ROOT": str(tmp_path / "media"),
         "DEEPFAKE_LIVE_URL": f"http://127.0.0.1:{free_port()}",
     }
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port), "--web-workers", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: get_or_none(f"{base}/healthz"), 60, "the web server")
-        yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with serve(env, "--web-workers", "1") as served:
+        yield served.base
 
 
 CHROMIUM_ARGS = [

@@ -15,9 +15,10 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from bench.serving import wait_for
 from detector.models import Analysis, FailureReason, FrameResult, Status, Upload
 from tests.conftest import ROOT, shared_path
-from tests.test_serve import database_url_of_test_db, wait_for
+from tests.test_serve import database_url_of_test_db
 
 PHOTO = ("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
 

@@ -1,18 +1,16 @@
 """The live camera through the web app: the page, and the API endpoint that forwards a frame
 to the real scoring service (`python -m ml.live`) and answers with a score and a box."""
 
-import subprocess
-import sys
 import time
 
 import pytest
 from rest_framework.test import APIClient
 
+from bench.serving import free_port, get_or_none, start, stop, wait_for
 from detector.models import Analysis, Upload
-from tests.conftest import ROOT, free_port, shared_path
+from tests.conftest import shared_path
 from tests.media_factory import jpeg_frame
 from tests.test_api import token_client
-from tests.test_serve import get_or_none, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -21,19 +19,13 @@ pytestmark = pytest.mark.django_db
 def live_service(model_dir):
     """The scoring service, as `manage.py serve` starts it, on a free port."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ml.live", "--port", str(port), "--model-dir", str(model_dir)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start(["-m", "ml.live", "--port", str(port), "--model-dir", str(model_dir)])
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: get_or_none(f"{url}/health"), 90, "the live scoring service")
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop([process], grace_s=20)
 
 
 @pytest.fixture

@@ -96,6 +96,7 @@ def test_a_video_above_4k_is_refused_before_its_frames_are_decoded(tmp_path):
 
 
 @pytest.mark.engine
+@pytest.mark.slow  # decodes 100 frames of a UHD clip
 def test_the_frames_of_a_100_frame_uhd_analysis_stay_bounded(tmp_path):
     # 100 sampled frames of 3840x2160 held at full size are 2.4 GiB; scaled to 1080p, 0.6 GiB.
     clip = write_mjpg(tmp_path / "uhd.avi", (3840, 2160), 100)

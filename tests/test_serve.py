@@ -1,17 +1,14 @@
 """The run command end to end: a real web server and a real qcluster worker process."""
 
-import contextlib
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
 import requests
 from django.db import connection
 
-from tests.conftest import ROOT, free_port
+from bench.serving import free_port, get_or_none, serve, wait_for
 
 
 def database_url_of_test_db() -> str:
@@ -22,51 +19,20 @@ def database_url_of_test_db() -> str:
     return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @pytest.fixture
 def served(transactional_db, monkeypatch):
-    """`manage.py serve` on a free port, against this test's database."""
+    """`manage.py serve` on a free port, against this test's database (the test waits for it,
+    and stops it itself to see it stop)."""
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", False)
-    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url_of_test_db(),
         "DEEPFAKE_LIVE_URL": f"http://127.0.0.1:{free_port()}",
     }
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port), "--web-workers", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its group holds gunicorn, qcluster and the live service
-    )
-    try:
-        yield process, f"http://127.0.0.1:{port}", env["DEEPFAKE_LIVE_URL"]
-    finally:
-        # A failed test must not leave the children running: stop the whole group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def get_or_none(url: str):
-    try:
-        return requests.get(url, timeout=2)
-    except requests.RequestException:  # refused, or too busy to answer yet
-        return None
+    with serve(env, "--web-workers", "1", output=subprocess.PIPE, ready_s=0) as service:
+        yield service.process, service.base, env["DEEPFAKE_LIVE_URL"]
 
 
 def test_run_command_serves_pages_runs_tasks_and_stops_on_ctrl_c(served):

@@ -2,8 +2,7 @@
 another user's id answers 404, exactly as the pages do."""
 
 from django.db.models import QuerySet
-from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import HttpResponse
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -24,8 +23,8 @@ from detector.api.serializers import (
     RerunSerializer,
 )
 from detector.catalog import installed_models, without_paths
-from detector.media import media_response
-from detector.models import Analysis, FaceResult, FrameResult, Status, Verdict
+from detector.media import derived_image
+from detector.models import Analysis, FrameResult, Status, Verdict
 from detector.views import visible_analyses
 from detector.webhooks import user_secret
 from ml.formats import MAX_FRAME_BYTES
@@ -164,15 +163,7 @@ class AnalysisViewSet(
     @action(detail=True, url_path=r"files/(?P<kind>thumbnail|crop|heatmap)/(?P<item>[0-9]+)")
     def files(self, request: Request, pk=None, kind: str = "", item: str = "0"):
         """A frame thumbnail, face crop or heatmap image of this analysis."""
-        analysis = self.get_object()
-        if kind == "thumbnail":
-            frame = get_object_or_404(FrameResult, analysis=analysis, pk=int(item))
-            return media_response(frame.thumbnail.name, f"frame-{frame.index}.jpg")
-        face = get_object_or_404(FaceResult, analysis=analysis, pk=int(item))
-        relative = getattr(face, kind).name
-        if not relative:
-            raise Http404("no such file")
-        return media_response(relative, f"face-{face.pk}-{kind}.jpg")
+        return derived_image(self.get_object(), kind, int(item))
 
     def _accepted(self, analysis) -> Response:
         analysis = visible_analyses(self.request.user).get(pk=analysis.pk)

@@ -158,6 +158,7 @@ class ReferenceResNeXtLSTM(nn.Module):
         self.linear1 = nn.Linear(hidden, 2)
 
 
+@pytest.mark.slow  # two ResNeXt-50 trunks on CPU
 def test_resnext_lstm_loads_the_reference_layout_and_reproduces_it(tmp_path):
     from ml.models.resnext_lstm import import_reference
 
