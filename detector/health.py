@@ -3,6 +3,9 @@
 from django.conf import settings
 from django.db import connection
 
+from detector.catalog import check_models
+from detector.live import check_live
+
 
 def check_database() -> dict:
     try:
@@ -37,7 +40,5 @@ REQUIRED = ("database", "broker", "models")
 
 
 def run_checks() -> dict[str, dict]:
-    from detector.catalog import check_models
-    from detector.live import check_live
 
     return {"database": check_database(), "broker": check_broker(), "models": check_models(), "live": check_live()}

@@ -11,8 +11,10 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
 from PIL import Image, UnidentifiedImageError
 
+from detector.models import FaceResult, FrameResult
 from ml.formats import container_kind
 
 SUPPORTED = (
@@ -119,9 +121,6 @@ def media_response(relative: str, filename: str, attachment: bool = False) -> Fi
 def derived_image(analysis, kind: str, item: int) -> FileResponse:
     """A frame thumbnail ("thumbnail"), face crop ("crop") or heatmap ("heatmap") of an
     analysis, for the page and the API alike; the caller has checked that the user may see it."""
-    from django.shortcuts import get_object_or_404
-
-    from detector.models import FaceResult, FrameResult
 
     if kind == "thumbnail":
         frame = get_object_or_404(FrameResult, analysis=analysis, pk=item)

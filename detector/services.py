@@ -4,11 +4,16 @@ the admin and the command line, so each behaves the same."""
 import hashlib
 import logging
 import shutil
+from datetime import timedelta
 from pathlib import Path
+from statistics import median
 
 from django.conf import settings
+from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
 
 from detector.media import sniff_media_type, unsupported_message
 from detector.models import Analysis, FailureReason, MediaType, Status, Upload
@@ -45,9 +50,6 @@ def check_quota(owner, files: int = 1) -> None:
     and the admin's re-run action count the analyses they create, so the CPU a user can claim
     does not depend on the door. (`manage.py analyze --save` is the operator's own tool and is
     not counted.) Counted from the analyses' rows, so it holds across web processes and machines."""
-    from datetime import timedelta
-
-    from django.utils import timezone
 
     limit, period = parse_rate(settings.DEEPFAKE_UPLOAD_RATE)
     since = timezone.now() - timedelta(seconds=period)
@@ -123,9 +125,6 @@ def create_analysis(
 def record_analysis(owner, handle, name: str, frames: int, model: str, result) -> Analysis:
     """Store a file analysed outside the queue (`manage.py analyze --save`) with its engine
     result, as if a worker had run it: the same upload rules, the same result rows."""
-    from django.core.files import File
-    from django.utils import timezone
-
     from detector.store import store_result
 
     upload = store_upload(owner, File(handle, name=name))
@@ -152,7 +151,6 @@ def enqueue(analysis: Analysis) -> None:
 
 
 def send_task(analysis_id) -> bool:
-    from django_q.tasks import async_task
 
     try:
         task_id = async_task(
@@ -171,9 +169,6 @@ def send_task(analysis_id) -> bool:
 
 def requeue_unsent(min_age_s: int = 30) -> int:
     """Send the jobs whose task never reached the broker. Returns how many were sent."""
-    from datetime import timedelta
-
-    from django.utils import timezone
 
     unsent = Analysis.objects.filter(
         status=Status.QUEUED, task_id="", created_at__lt=timezone.now() - timedelta(seconds=min_age_s)
@@ -182,7 +177,6 @@ def requeue_unsent(min_age_s: int = 30) -> int:
 
 
 def fail_now(analysis: Analysis, reason: str, message: str) -> None:
-    from django.utils import timezone
 
     analysis.status = Status.FAILED
     analysis.failure_reason = reason
@@ -228,8 +222,6 @@ def queue_estimate(analysis: Analysis) -> dict:
     """Where a queued job stands: its place in the queue (1 = next) and about how many seconds
     until its result, from measured times of the last finished jobs (median seconds per photo
     and per video frame). Empty when the job is not queued or nothing has been measured yet."""
-    from statistics import median
-
     if analysis.status != Status.QUEUED:
         return {}
     waiting = Analysis.objects.filter(status=Status.QUEUED)

@@ -11,9 +11,11 @@ from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from rest_framework.authtoken.models import Token
 
 from detector import provenance, reports, services, summary, verdicts
-from detector.catalog import measured_accuracy, scoreboard_sentence, weak_evidence
+from detector.catalog import installed_models, measured_accuracy, scoreboard_sentence, weak_evidence, without_paths
+from detector.evidence import bundle
 from detector.forms import HistoryFilterForm, SettingsForm, UploadForm
 from detector.health import REQUIRED, run_checks
 from detector.media import derived_image, media_response, playable_type, playback_response
@@ -23,6 +25,7 @@ from detector.models import (
     FrameResult,
 )
 from detector.seen import seen_before
+from detector.webhooks import user_secret
 from ml.formats import DEFAULT_FRAMES, MAX_FRAMES, MIN_FRAMES
 from ml.results import ABRUPT_MAX_GAP_S
 
@@ -271,8 +274,6 @@ def analysis_file(request: HttpRequest, pk, kind: str, item: int = 0) -> FileRes
 @require_GET
 def analysis_evidence(request: HttpRequest, pk) -> FileResponse:
     """One zip: the original, the reports, every derived image and their SHA-256 sums."""
-    from detector.evidence import bundle
-
     return bundle(get_analysis(request, pk))
 
 
@@ -286,9 +287,6 @@ def analysis_report(request: HttpRequest, pk, fmt: str) -> HttpResponse:
 @login_required
 def api_access(request: HttpRequest) -> HttpResponse:
     """The user's API token (created or replaced on POST) and webhook secret."""
-    from rest_framework.authtoken.models import Token
-
-    from detector.webhooks import user_secret
 
     if request.method == "POST":
         replaced, _ = Token.objects.filter(user=request.user).delete()
@@ -306,8 +304,6 @@ def api_access(request: HttpRequest) -> HttpResponse:
 @login_required
 def live_camera(request: HttpRequest) -> HttpResponse:
     """The live camera page; frames go to the API's live endpoint (`api-live-frame`)."""
-    from detector.catalog import installed_models
-
     image_model = next((m for m in installed_models() if m.kind == "image" and m.is_default), None)
     threshold = image_model.calibration.get("threshold", 0.5) if image_model else 0.5
     return render(request, "detector/live.html", {"threshold": threshold})
@@ -316,8 +312,6 @@ def live_camera(request: HttpRequest) -> HttpResponse:
 @login_required
 def models_page(request: HttpRequest) -> HttpResponse:
     """The model cards, readable: training data, calibration, measured accuracy, scoreboard."""
-    from detector.catalog import installed_models, without_paths
-
     models = []
     for m in installed_models():
         if not m.weights_present:

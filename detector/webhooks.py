@@ -33,6 +33,11 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task
+
+from detector import summary
+from detector.models import Analysis
 
 log = logging.getLogger(__name__)
 
@@ -159,23 +164,17 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float = 
 
 def payload(analysis) -> dict:
     """The webhook's body: the analysis's summary (`detector.summary`) and the event's name."""
-    from detector import summary
-
     return {"event": "analysis.finished", **summary.of(analysis)}
 
 
 def schedule_delivery(analysis) -> None:
     """Queue the first delivery attempt of a finished job's webhook, if it has one."""
     if analysis.callback_url:
-        from django_q.tasks import async_task
-
         async_task("detector.webhooks.deliver", str(analysis.pk), 1, task_name=f"webhook {analysis.pk}")
 
 
 def deliver(analysis_id: str, attempt: int = 1) -> str:
     """One delivery attempt; on failure, schedule the next one with backoff."""
-    from detector.models import Analysis
-
     analysis = Analysis.objects.select_related("upload").filter(pk=analysis_id).first()
     if analysis is None or not analysis.callback_url:
         return "nothing to deliver"
@@ -202,7 +201,6 @@ def deliver(analysis_id: str, attempt: int = 1) -> str:
     if attempt > len(BACKOFF_S):
         log.warning("webhook of %s failed %d times (%s); giving up", analysis_id, attempt, problem)
         return f"gave up after {attempt} attempts ({problem})"
-    from django_q.models import Schedule
 
     Schedule.objects.create(
         func="detector.webhooks.deliver",

@@ -17,6 +17,7 @@ Pure Python and numpy (no torch): the web process reads the same rules.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -104,7 +105,7 @@ class Decision:
     person: Person  # the most suspicious counted person, whose score is the verdict's
 
 
-def decide(people: list[Person], calibration: Calibration) -> Decision:
+def decide(people: Sequence[Person], calibration: Calibration) -> Decision:
     """The verdict from calibrated per-person scores. When nobody counts (every face small or
     brief), the person seen most, then largest, counts: a file with faces always gets a verdict.
     Marks that person `counted`."""

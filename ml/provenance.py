@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import ExifTags, Image
 
 # Two perceptual hashes (64 bits) at most this many bits apart show the same picture: a
 # resize or a re-encode moves a DCT hash by 0-6 bits, unrelated pictures sit near 32.
@@ -404,7 +405,6 @@ XMP_FIELDS = {
 
 
 def read_photo_metadata(path: Path) -> PhotoMetadata:
-    from PIL import ExifTags, Image
 
     try:
         # Pillow warns about corrupt EXIF and reads on; the state below says so instead.

@@ -23,6 +23,7 @@ from detector.api.serializers import (
     RerunSerializer,
 )
 from detector.catalog import installed_models, without_paths
+from detector.evidence import bundle
 from detector.media import derived_image
 from detector.models import Analysis, FrameResult, Status, Verdict
 from detector.views import visible_analyses
@@ -155,8 +156,6 @@ class AnalysisViewSet(
     @action(detail=True, url_path=r"evidence\.zip")
     def evidence(self, request: Request, pk=None):
         """The evidence bundle: original, reports, frames, crops, heatmaps, and SHA-256 sums."""
-        from detector.evidence import bundle
-
         return bundle(self.get_object())
 
     @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY})

@@ -7,6 +7,7 @@ JSON and CSV, `pdf` the PDF. `download` serves any of them for an analysis.
 from pathlib import Path
 
 from django.http import Http404, HttpResponse, JsonResponse
+from django.utils.text import slugify
 
 from detector.models import Analysis
 from detector.reports.data import ReportData, from_analysis, from_result
@@ -18,8 +19,6 @@ __all__ = ["ReportData", "as_csv", "as_json", "as_pdf", "download", "from_analys
 
 def report_filename(analysis: Analysis, extension: str) -> str:
     """`interview-45c5b349.pdf`: the original's name and the case, safe in any file system."""
-    from django.utils.text import slugify
-
     stem = slugify(Path(analysis.upload.original_name).stem)[:60] or "analysis"
     return f"{stem}-{analysis.pk.hex[:8]}.{extension}"
 

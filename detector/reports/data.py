@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
+from PIL import Image
 
 from detector import custody
 from detector import summary as summaries
@@ -196,7 +197,6 @@ def from_result(result, path: Path, image_dir: Path | None = None) -> ReportData
 
     With `image_dir`, thumbnails, crops and heatmaps are written there for the PDF.
     """
-    from PIL import Image
 
     def save(pixels, name: str) -> Path | None:
         if image_dir is None or pixels is None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from django.utils import timezone
+from PIL import Image as PILImage
 
 from detector import charts, provenance
 from detector.catalog import accuracy_sentence
@@ -67,7 +68,6 @@ class _Page:
     def image(self, path: Path | None, size: float):
         if path is None or not path.is_file():
             return ""
-        from PIL import Image as PILImage
 
         with PILImage.open(path) as pil:
             ratio = pil.height / pil.width

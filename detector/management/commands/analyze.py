@@ -17,9 +17,12 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from detector import summary
+from detector import reports, services, summary
+from detector.tasks import trust_anchors
+from ml.errors import EngineError
 from ml.formats import DEFAULT_FRAMES, MAX_FRAMES, MIN_FRAMES
 
 
@@ -119,7 +122,6 @@ class Command(BaseCommand):
         self.stderr.write(summary)
 
     def _owner(self, username: str | None):
-        from django.contrib.auth import get_user_model
 
         if not username:
             raise CommandError("--save needs --user USERNAME (the owner of the saved analyses)")
@@ -129,8 +131,6 @@ class Command(BaseCommand):
             raise CommandError(f"no user named {username!r}") from None
 
     def _analyse(self, path: Path, frames: int, model: str, progress) -> dict:
-        from detector.tasks import trust_anchors
-        from ml.errors import EngineError
         from ml.inference import analyze_file
 
         line = {"file": str(path), "media_type": None, "verdict": None, "fake_probability": None, "error": None}
@@ -180,14 +180,12 @@ class Command(BaseCommand):
         return line
 
     def _write_pdf(self, result, path: Path, pdf_path: Path) -> None:
-        from detector import reports
 
         with tempfile.TemporaryDirectory() as images:
             data = reports.from_result(result, path, Path(images))
             pdf_path.write_bytes(reports.as_pdf(data))
 
     def _save(self, owner, path: Path, frames: int, model: str, result) -> str:
-        from detector import services
 
         with path.open("rb") as handle:
             analysis = services.record_analysis(owner, handle, path.name, frames, model, result)

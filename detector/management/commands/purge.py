@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from django_q.models import Schedule
 
 from detector import services
 from detector.models import Upload
@@ -40,8 +41,6 @@ class Command(BaseCommand):
         if days is not None and days <= 0:
             raise CommandError("--days must be at least 1")
         if schedule:
-            from django_q.models import Schedule
-
             Schedule.objects.update_or_create(
                 name="purge old uploads",
                 defaults={"func": "detector.management.commands.purge.purge", "schedule_type": Schedule.DAILY},

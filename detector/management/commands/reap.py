@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
+from django_q.models import Schedule
 
 from detector.models import Analysis, FailureReason, Status
 from detector.services import requeue_unsent
@@ -38,8 +39,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, schedule: bool, **options) -> None:
         if schedule:
-            from django_q.models import Schedule
-
             Schedule.objects.update_or_create(
                 name="reap stuck analyses",
                 defaults={
