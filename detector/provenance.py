@@ -101,6 +101,14 @@ def _credentials(c: dict) -> Section:
     return section
 
 
+def _unreadable(section: Section, data: dict, default: str) -> bool:
+    """Say so in the section when a reader could not read its part of the file."""
+    if data.get("state") != UNREADABLE:
+        return False
+    section.add("State", f"unreadable ({data.get('note') or default})")
+    return True
+
+
 def _action(action: dict) -> str:
     text = action["action"]
     if action.get("software_agent"):
@@ -112,8 +120,7 @@ def _action(action: dict) -> str:
 
 def _photo(p: dict) -> Section:
     section = Section("Camera and software metadata (EXIF, XMP)", anchor="provenance-metadata")
-    if p.get("state") == UNREADABLE:
-        section.add("State", f"unreadable ({p.get('note') or 'malformed metadata'})")
+    if _unreadable(section, p, "malformed metadata"):
         return section
     if p.get("state") == "absent":
         section.note = MISSING_METADATA
@@ -142,8 +149,7 @@ def _photo(p: dict) -> Section:
 
 def _container(c: dict) -> Section:
     section = Section("Container and encoder", anchor="provenance-container")
-    if c.get("state") == UNREADABLE:
-        section.add("State", f"unreadable ({c.get('note') or 'malformed container'})")
+    if _unreadable(section, c, "malformed container"):
         return section
     section.add("Format", c.get("format"))
     section.add(

@@ -128,14 +128,9 @@ def record_analysis(owner, handle, name: str, frames: int, model: str, result) -
     from detector.store import store_result
 
     upload = store_upload(owner, File(handle, name=name))
-    analysis = Analysis.objects.create(
-        upload=upload,
-        owner=owner,
-        frames_requested=frames,
-        model_requested=model,
-        status=Status.RUNNING,
-        started_at=timezone.now(),
-    )
+    analysis = Analysis(upload=upload, owner=owner, frames_requested=frames, model_requested=model)
+    analysis.status, analysis.started_at = Status.RUNNING, timezone.now()
+    analysis.save()
     store_result(analysis, result)
     return analysis
 

@@ -8,6 +8,7 @@ SHA-256 is taken from the bytes as written (the chain of custody, `Analysis.cust
 import hashlib
 import io
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -143,22 +144,8 @@ def store_result(analysis: Analysis, result) -> None:
                 row.frame = frames_by_index[frame_index]
                 faces.append(row)
             FaceResult.objects.bulk_create(faces)
-            Track.objects.bulk_create(
-                [
-                    Track(
-                        analysis=locked,
-                        track_id=t.track_id,
-                        faces=t.faces,
-                        fake_probability=t.fake_probability,
-                        mean_probability=t.mean_probability,
-                        max_probability=t.max_probability,
-                        median_face_size=t.median_face_size,
-                        verdict=t.verdict,
-                        counted=t.counted,
-                    )
-                    for t in result.tracks
-                ]
-            )
+            # `Track` has the fields of the engine's `TrackResult`, by the same names.
+            Track.objects.bulk_create([Track(analysis=locked, **asdict(t)) for t in result.tracks])
             Upload.objects.filter(pk=locked.upload_id).update(
                 media_type=result.media_type,
                 provenance=result.provenance.to_dict() if result.provenance else {},

@@ -87,34 +87,34 @@ EMOTION_NOTE = (
 )
 
 
-def _person(track_id, faces, fake_probability, mean_probability, max_probability, median_face_size, verdict, counted):
-    """One person of a report, from a `Track` row or an engine `TrackResult` (same fields)."""
-    return {
-        "track_id": track_id,
-        "faces": faces,
-        "fake_probability": fake_probability,
-        "mean_probability": mean_probability,
-        "max_probability": max_probability,
-        "median_face_size": median_face_size,
-        "verdict": verdict,
-        "counted_in_verdict": counted,
-    }
+# A person (`Track` row or engine `TrackResult`) and a face (`FaceResult` row or engine
+# `FaceResult`) carry these fields under the same names on both sides.
+PERSON_FIELDS = ("track_id", "faces", "fake_probability", "mean_probability", "max_probability", "median_face_size")
+FACE_FIELDS = ("track_id", "box", "landmarks", "detector_confidence", "interpolated", "fake_probability")
 
 
 def _people(tracks) -> list[dict]:
+    """The people of a report, from `Track` rows or engine `TrackResult`s."""
     return [
-        _person(
-            t.track_id,
-            t.faces,
-            t.fake_probability,
-            t.mean_probability,
-            t.max_probability,
-            t.median_face_size,
-            t.verdict,
-            t.counted,
-        )
+        {**{name: getattr(t, name) for name in PERSON_FIELDS}, "verdict": t.verdict, "counted_in_verdict": t.counted}
         for t in tracks
     ]
+
+
+def _face_row(face, frame_index: int, timestamp_s: float, crop: Path | None, heatmap: Path | None, **values) -> FaceRow:
+    """A report's face from a stored row or an engine face; `values` override fields (the
+    engine's rounding of boxes, landmarks and expressions)."""
+    fields = {name: getattr(face, name) for name in FACE_FIELDS}
+    fields["emotions"] = face.emotions or {}
+    fields.update(values)
+    return FaceRow(
+        frame_index=frame_index,
+        timestamp_s=timestamp_s,
+        crop=crop,
+        heatmap=heatmap,
+        emotion=face.emotion or "",
+        **fields,
+    )
 
 
 def _media(relative: str) -> Path | None:
@@ -159,20 +159,7 @@ def from_analysis(analysis: Analysis) -> ReportData:
             perceptual_hash=frame.perceptual_hash,
             thumbnail=_media(frame.thumbnail.name),
             faces=[
-                FaceRow(
-                    frame_index=frame.index,
-                    timestamp_s=frame.timestamp_s,
-                    track_id=face.track_id,
-                    box=face.box,
-                    landmarks=face.landmarks,
-                    detector_confidence=face.detector_confidence,
-                    interpolated=face.interpolated,
-                    fake_probability=face.fake_probability,
-                    crop=_media(face.crop.name),
-                    heatmap=_media(face.heatmap.name),
-                    emotion=face.emotion,
-                    emotions=face.emotions,
-                )
+                _face_row(face, frame.index, frame.timestamp_s, _media(face.crop.name), _media(face.heatmap.name))
                 for face in frame.faces.all()
             ],
             emotion=frame.emotion,
@@ -248,23 +235,13 @@ def from_result(result, path: Path, image_dir: Path | None = None) -> ReportData
     people = _people(result.tracks)
     frames = []
     for frame in result.frames:
-        faces = [
-            FaceRow(
-                frame_index=frame.index,
-                timestamp_s=frame.timestamp_s,
-                track_id=face.track_id,
-                box=row["box"],
-                landmarks=row["landmarks"],
-                detector_confidence=face.detector_confidence,
-                interpolated=face.interpolated,
-                fake_probability=face.fake_probability,
-                crop=save(face.crop, f"face_{frame.index}_{k}_crop.jpg"),
-                heatmap=save(face.overlay, f"face_{frame.index}_{k}_cam.jpg"),
-                emotion=face.emotion or "",
-                emotions=row["emotions"] or {},
-            )
-            for k, (face, row) in enumerate(zip(frame.faces, (f.to_dict() for f in frame.faces), strict=True))
-        ]
+        faces = []
+        for k, face in enumerate(frame.faces):
+            row = face.to_dict()
+            crop = save(face.crop, f"face_{frame.index}_{k}_crop.jpg")
+            heatmap = save(face.overlay, f"face_{frame.index}_{k}_cam.jpg")
+            rounded = {"box": row["box"], "landmarks": row["landmarks"], "emotions": row["emotions"] or {}}
+            faces.append(_face_row(face, frame.index, frame.timestamp_s, crop, heatmap, **rounded))
         frames.append(
             FrameRow(
                 index=frame.index,

@@ -5,7 +5,7 @@ import io
 from django.utils import timezone
 
 from detector.csvfiles import SafeWriter
-from detector.reports.data import LIMITS_TEXT, METHOD_TEXT, ReportData
+from detector.reports.data import FACE_FIELDS, LIMITS_TEXT, METHOD_TEXT, ReportData
 from ml.results import EMOTIONS
 
 
@@ -21,12 +21,7 @@ def as_json(data: ReportData) -> dict:
             "emotion": frame.emotion or None,
             "faces": [
                 {
-                    "track_id": face.track_id,
-                    "box": face.box,
-                    "landmarks": face.landmarks,
-                    "detector_confidence": face.detector_confidence,
-                    "interpolated": face.interpolated,
-                    "fake_probability": face.fake_probability,
+                    **{name: getattr(face, name) for name in FACE_FIELDS},
                     "emotion": face.emotion or None,
                     "emotions": face.emotions or None,
                 }
