@@ -11,6 +11,9 @@ tracks -> crop each face at the model's input size -> score each crop -> per-tra
 suspicious track among those big and steady enough to judge -> Grad-CAM per face; and,
 beside the verdict but never in it, the facial expression of each face (`ml.emotion`) and
 what the file says about itself (`ml.provenance`).
+
+About 460 lines: the pipeline's stages are kept in one class so that a result's every number
+can be traced in one file; the rules it applies live apart (`ml.calibration`, `ml.faces`).
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ that does not parse) never fails an analysis. Metadata is a claim by whoever wro
 
 Torch-free and Django-free: the heavy readers (OpenCV, Pillow, PyAV, c2pa) are imported
 inside the functions that use them, so the web process may import the hash helpers.
+
+One module (about 580 lines) for four readers and the read-out they fill: the contract above
+(never raise, say "unreadable" and why) is kept in one place for all of them.
 """
 
 from __future__ import annotations

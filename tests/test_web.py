@@ -1,4 +1,6 @@
-"""The web product through its pages: upload, queue, worker task, result, reports, history."""
+"""The web product through its pages: upload, queue, worker task, result, reports, history.
+
+One file (about 540 lines) for the pages' whole path, so that its fixtures are shared."""
 
 import io
 import json

@@ -22,6 +22,9 @@ the clip is written; AniPortrait's side-by-side frames are cut and only the gene
 kept (the reference portrait is often generated itself). Splits follow `../shared/DATA_SOURCES.md`:
 people stay together, FaceForensics++ ids keep the split they have in `../shared`, and the
 reserved FaceForensics++ ids and clips are never imported.
+
+One file (about 440 lines) for all sources: each importer is short, and they share the
+split rules, the reserved list and the provenance record, which must not drift apart.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ both). Face crops are cached in CACHE first (resumable). Everything the run writ
 `state.pt` (resume point, written after every epoch) and the best weights so far. Run the
 same command again after an interruption and it continues from the last finished epoch.
 
+One file on purpose (about 700 lines): one command's whole run (domains, sampling, the two
+phases, resume, epoch choice, calibration, the checkpoint) reads top to bottom; its parts
+that stand alone live beside it (datasets, sbi, augment, calibrate, evaluate).
+
 Frame model (both kinds): EfficientNet-Lite0 from ImageNet. Phase 1 trains the head on the
 frozen backbone; phase 2 unfreezes the last blocks at a lower rate. Each batch is half real
 faces, half fakes: fakes from the data and self-blended fakes (SBI) made on the fly from the
