@@ -1,5 +1,5 @@
 """Hostile input, probed as an attacker with an account would, on 127.0.0.1 only (about 450
-lines: one file for the whole threat list, in the order of the README's Security table).
+lines: one file for the whole threat list, so that its hostile files and fixtures are shared).
 
 Resource tests make their hostile files themselves and measure the peak memory of a child
 process. Webhook tests use local listeners and a fake resolver: nothing here contacts an
