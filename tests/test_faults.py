@@ -2,8 +2,6 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -15,9 +13,9 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from bench.serving import wait_for
+from bench.serving import start, stop, wait_for
 from detector.models import Analysis, FailureReason, FrameResult, Status, Upload
-from tests.conftest import ROOT, shared_path
+from tests.conftest import shared_path
 from tests.test_serve import database_url_of_test_db
 
 PHOTO = ("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
@@ -110,13 +108,7 @@ def test_a_worker_killed_mid_analysis_never_leaves_the_job_running(
         "DEEPFAKE_TASK_TIMEOUT": "60",
         "DEEPFAKE_TASK_RETRY": "75",
     }
-    cluster = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    cluster = start(["manage.py", "qcluster"], env)
     try:
         video = shared_path("data", "videos", "ffpp", "fake", "Deepfakes_044_945.mp4")
         upload = services.store_upload(alice, SimpleUploadedFile(video.name, video.read_bytes()))
@@ -146,8 +138,4 @@ def test_a_worker_killed_mid_analysis_never_leaves_the_job_running(
             assert finished.attempts == 2 and finished.worker != worker
             assert finished.frames.count() == 100  # one full set of results, not two
     finally:
-        cluster.send_signal(signal.SIGTERM)
-        try:
-            cluster.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            cluster.kill()
+        stop([cluster])
