@@ -1,6 +1,12 @@
 """Engine speed and memory on this machine: seconds per stage and end to end.
 
     .venv/bin/python -m bench.bench_engine [--video PATH] [--photo PATH] [--threads N]
+    .venv/bin/python -m bench.bench_engine --baseline GIT_REF [--repeats 5]
+
+With --baseline, the ref's engine (checked out in a temporary worktree) and this checkout's
+run in two processes, asked in turn on the same files with the same weights: the issue's
+cases (720p and 1080p, 10 s, at 20/32/100 frames, and a 1080p multi-face photo), the median
+of each, and their ratio. Only figures from one such run compare: these machines are noisy.
 
 A 10 s 720p FaceForensics++ video at 10..100 frames, a 1080p photo, live camera frames
 through the live scoring service (HTTP, as the web app sends them), and the process's peak RSS.
@@ -19,12 +25,12 @@ from pathlib import Path
 import cv2
 import torch
 
+from bench.serving import ROOT
 from ml.calibration import Calibration
 from ml.checkpoint import save_checkpoint
 from ml.inference import DEFAULT_MODEL_DIR, Detector
 from ml.models import create_model
 
-ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
@@ -75,6 +81,80 @@ def live_latency(detector: Detector, video: Path, frames: int = 40) -> None:
     print(f"\nlive frame (640 px JPEG over HTTP), {len(times)} frames: median {median:.0f} ms, p95 {p95:.0f} ms")
 
 
+def clip_1080p(source: Path, folder: Path) -> Path:
+    """A 10 s 1920x1080 H.264 clip made from `source` (scaled up, x264 crf 18), made once."""
+    import av
+
+    target = folder / f"{source.stem}_1080p.mp4"
+    if target.is_file():
+        return target
+    partial = target.with_suffix(".part.mp4")
+    with av.open(str(source)) as src, av.open(str(partial), "w") as dst:
+        stream_in = src.streams.video[0]
+        out = dst.add_stream("libx264", rate=stream_in.average_rate or 25, options={"crf": "18", "preset": "veryfast"})
+        out.width, out.height, out.pix_fmt = 1920, 1080, "yuv420p"
+        for frame in src.decode(stream_in):
+            for packet in out.encode(frame.reformat(width=1920, height=1080, format="yuv420p")):
+                dst.mux(packet)
+        for packet in out.encode():
+            dst.mux(packet)
+    partial.replace(target)
+    return target
+
+
+def photo_1080p(source: Path, folder: Path) -> Path:
+    photo = folder / "photo_1080p.jpg"
+    image = cv2.imread(str(source))
+    scale = 1920 / image.shape[1]
+    cv2.imwrite(str(photo), cv2.resize(image, (1920, round(image.shape[0] * scale))), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return photo
+
+
+# (label, kind, which file, frames, the 2-core target in seconds or None)
+CASES = [
+    ("720p 10 s, 20 frames", "video", "720p", 20, 0.8),
+    ("720p 10 s, 100 frames", "video", "720p", 100, 2.5),
+    ("1080p 10 s, 32 frames", "video", "1080p", 32, 1.5),
+    ("1080p 10 s, 100 frames", "video", "1080p", 100, 4.0),
+    ("photo (multi-face, 1080p)", "image", "photo", 0, 0.15),
+]
+
+
+def side_by_side(args, scratch: Path) -> int:
+    """The ref's engine and this one, interleaved on the same files; medians and ratios."""
+    from bench.engines import Engine, Worktree, commit_of
+
+    cache = Path.home() / ".cache" / "deepfake-forensics" / "bench"
+    cache.mkdir(parents=True, exist_ok=True)
+    files = {"720p": args.video, "1080p": clip_1080p(args.video, cache), "photo": photo_1080p(args.photo, scratch)}
+    models = (model_path("efficientnet_lstm", scratch), model_path("efficientnet", scratch))
+    with Worktree(args.baseline) as checkout:
+        engines = [Engine(f"baseline {commit_of(args.baseline)}", checkout), Engine("current", ROOT)]
+        for engine in engines:
+            engine.start(args.threads, *models)
+        try:
+            for _label, kind, which, frames, _ in CASES:  # warm-up: first calls are not per analysis
+                for engine in engines:
+                    engine.ask(kind, files[which], frames)
+            times: dict[str, dict[str, list[float]]] = {label: {e.name: [] for e in engines} for label, *_ in CASES}
+            for repeat in range(args.repeats):
+                order = engines if repeat % 2 == 0 else engines[::-1]
+                for label, kind, which, frames, _ in CASES:
+                    for engine in order:
+                        times[label][engine.name].append(engine.ask(kind, files[which], frames)["seconds"])
+        finally:
+            for engine in engines:
+                engine.stop()
+    base, current = (engine.name for engine in engines)
+    print(f"median of {args.repeats} interleaved runs, seconds, torch threads {args.threads or 'one per core'}")
+    print(f"{'case':28} {base:>18} {current:>10} {'ratio':>7} {'target':>7}")
+    for label, _, _, _, target in CASES:
+        b, c = statistics.median(times[label][base]), statistics.median(times[label][current])
+        goal = f"{target:.2f}" if target else ""
+        print(f"{label:28} {b:18.2f} {c:10.2f} {c / b:7.2f} {goal:>7}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--video", type=Path, default=SHARED / "data/videos/ffpp/fake/Deepfakes_044_945.mp4")
@@ -85,10 +165,13 @@ def main() -> int:
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline", metavar="GIT_REF", help="time this ref's engine beside the current one")
     args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp())
+    if args.baseline:
+        return side_by_side(args, scratch)
     if args.threads:
         torch.set_num_threads(args.threads)
-    scratch = Path(tempfile.mkdtemp())
 
     t0 = time.perf_counter()
     video_detector = Detector.load(model_path("efficientnet_lstm", scratch), device="cpu")
@@ -110,10 +193,7 @@ def main() -> int:
         print(f"{frames:>6} " + " ".join(f"{m:9.2f}" for m in medians) + f"   {runs[0].faces_detected}")
 
     # A 1080p photo: the given photo scaled to 1920 px wide.
-    photo = scratch / "photo_1080p.jpg"
-    image = cv2.imread(str(args.photo))
-    scale = 1920 / image.shape[1]
-    cv2.imwrite(str(photo), cv2.resize(image, (1920, round(image.shape[0] * scale))), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    photo = photo_1080p(args.photo, scratch)
     image_detector.analyze_image(photo)
     runs = [image_detector.analyze_image(photo) for _ in range(max(3, args.repeats))]
     medians = [statistics.median(r.timings[s] for r in runs) for s in stages]

@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
+from django_q import tasks as queue  # looked up at each call: tests stand in a broken broker
 from django_q.models import Schedule
-from django_q.tasks import async_task
 
 from detector import summary
 from detector.models import Analysis
@@ -170,7 +170,7 @@ def payload(analysis) -> dict:
 def schedule_delivery(analysis) -> None:
     """Queue the first delivery attempt of a finished job's webhook, if it has one."""
     if analysis.callback_url:
-        async_task("detector.webhooks.deliver", str(analysis.pk), 1, task_name=f"webhook {analysis.pk}")
+        queue.async_task("detector.webhooks.deliver", str(analysis.pk), 1, task_name=f"webhook {analysis.pk}")
 
 
 def deliver(analysis_id: str, attempt: int = 1) -> str:

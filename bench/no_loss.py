@@ -1,0 +1,71 @@
+"""Nothing lost for speed: a git ref's engine and this checkout's on every FF++ video in
+../shared, at the same frame count, with the same weights.
+
+    .venv/bin/python -m bench.no_loss --baseline GIT_REF [--frames 32] [--limit N]
+
+Prints, over all videos: the faces found per sampled frame (the share of frames whose count
+differs, and the total against the baseline's, which must be within 1 %), the largest
+difference in P(fake) per file (must be within 0.02) and the files whose verdict changed
+(must be none), then exits 1 if any of the three fails.
+"""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from bench.bench_engine import SHARED, model_path
+from bench.engines import Engine, Worktree, commit_of
+from bench.serving import ROOT
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline", metavar="GIT_REF", required=True)
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--limit", type=int, default=0, help="the first N videos only (0: all)")
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    videos = sorted((SHARED / "data/videos/ffpp").glob("*/*.mp4"))
+    videos = videos[: args.limit] if args.limit else videos
+    scratch = Path(tempfile.mkdtemp())
+    models = (model_path("efficientnet_lstm", scratch), model_path("efficientnet", scratch))
+    with Worktree(args.baseline) as checkout:
+        base = Engine(f"baseline {commit_of(args.baseline)}", checkout).start(args.threads, *models)
+        current = Engine("current", ROOT).start(args.threads, *models)
+        try:
+            pairs = [(v, base.ask("video", v, args.frames), current.ask("video", v, args.frames)) for v in videos]
+        finally:
+            base.stop()
+            current.stop()
+
+    frames = faces_base = faces_current = frames_differing = 0
+    worst = (0.0, "")
+    verdicts_changed = []
+    for video, b, c in pairs:
+        frames += len(b["faces_per_frame"])
+        faces_base += sum(b["faces_per_frame"])
+        faces_current += sum(c["faces_per_frame"])
+        if len(b["faces_per_frame"]) != len(c["faces_per_frame"]):
+            frames_differing += len(b["faces_per_frame"])
+        else:
+            frames_differing += sum(x != y for x, y in zip(b["faces_per_frame"], c["faces_per_frame"], strict=True))
+        if b["fake_probability"] is not None and c["fake_probability"] is not None:
+            gap = abs(b["fake_probability"] - c["fake_probability"])
+            worst = max(worst, (gap, video.name))
+        if b["verdict"] != c["verdict"]:
+            verdicts_changed.append(f"{video.name}: {b['verdict']} -> {c['verdict']}")
+    faces_ok = abs(faces_current - faces_base) <= 0.01 * max(1, faces_base)
+    print(f"{len(pairs)} FF++ videos at {args.frames} frames, {base.name} against the current engine")
+    print(
+        f"faces found: {faces_current} against {faces_base} ({faces_current / max(1, faces_base) - 1:+.2%}); "
+        f"{frames_differing} of {frames} sampled frames with another count  {'ok' if faces_ok else 'FAILS (> 1 %)'}"
+    )
+    print(f"largest P(fake) difference: {worst[0]:.4f} ({worst[1]})  {'ok' if worst[0] <= 0.02 else 'FAILS (> 0.02)'}")
+    print(f"verdicts changed: {len(verdicts_changed)}  {'ok' if not verdicts_changed else 'FAILS'}")
+    for line in verdicts_changed:
+        print(f"  {line}")
+    return 0 if faces_ok and worst[0] <= 0.02 and not verdicts_changed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
