@@ -36,27 +36,28 @@ def fingerprint_distance(a: list, b: list, media_type: str) -> int | None:
 
 def seen_before(analysis: Analysis, visible: QuerySet[Analysis], limit: int = 10) -> list[Sighting]:
     """Earlier uploads of this analysis's file or of near copies, newest first, each with its
-    newest analysis in `visible` (what the user may see)."""
+    newest analysis in `visible` (what the user may see). Reads only hashes while scanning:
+    the rows' provenance and charts are loaded for the sightings alone."""
     upload = analysis.upload
     earlier = (
         visible.filter(upload__created_at__lt=upload.created_at, upload__media_type=upload.media_type)
         .exclude(upload=upload)
-        .select_related("upload")
         .order_by("-upload__created_at", "-created_at")
+        .values_list("pk", "upload_id", "upload__sha256", "upload__fingerprint")
     )
-    newest: dict[int, Analysis] = {}
-    for candidate in earlier[: SCAN * 2]:
-        newest.setdefault(candidate.upload_id, candidate)
-        if len(newest) >= SCAN:
+    seen_uploads: set[int] = set()
+    found: list[tuple[int, str, int | None]] = []  # (analysis pk, how, distance)
+    for pk, upload_id, sha256, fingerprint in earlier[: SCAN * 2]:
+        if upload_id in seen_uploads:
+            continue  # an older analysis of an upload already judged
+        seen_uploads.add(upload_id)
+        if sha256 == upload.sha256:
+            found.append((pk, "same file", None))
+        else:
+            distance = fingerprint_distance(upload.fingerprint, fingerprint, upload.media_type)
+            if distance is not None and distance <= settings.DEEPFAKE_NEAR_COPY_BITS:
+                found.append((pk, "near copy", distance))
+        if len(found) >= limit or len(seen_uploads) >= SCAN:
             break
-    sightings = []
-    for candidate in newest.values():
-        if candidate.upload.sha256 == upload.sha256:
-            sightings.append(Sighting(candidate, "same file"))
-            continue
-        distance = fingerprint_distance(upload.fingerprint, candidate.upload.fingerprint, upload.media_type)
-        if distance is not None and distance <= settings.DEEPFAKE_NEAR_COPY_BITS:
-            sightings.append(Sighting(candidate, "near copy", distance))
-        if len(sightings) >= limit:
-            break
-    return sightings
+    rows = Analysis.objects.select_related("upload", "owner").in_bulk([pk for pk, _, _ in found])
+    return [Sighting(rows[pk], how, distance) for pk, how, distance in found]

@@ -107,6 +107,7 @@ def _run_pipeline(analysis: Analysis):
         progress=progress,
         emotions=settings.DEEPFAKE_EMOTIONS,
         trust_anchors=trust_anchors(),
+        sha256=analysis.upload.sha256,  # hashed as it arrived: not read again
     )
     if result.note:  # the model that ran is recorded with the result; the log says why it is another
         log.info("analysis %s: %s", analysis.pk, result.note)

@@ -49,8 +49,9 @@ RERUN_MAY_HELP = {FailureReason.MODEL_UNAVAILABLE, FailureReason.TIMEOUT, Failur
 
 
 def visible_analyses(user) -> QuerySet[Analysis]:
-    """What a user may see: their own analyses; staff see everyone's."""
-    analyses = Analysis.objects.select_related("upload", "owner")
+    """What a user may see: their own analyses; staff see everyone's. The upload's provenance
+    (up to a few hundred kB each) and fingerprint load only where they are read."""
+    analyses = Analysis.objects.select_related("upload", "owner").defer("upload__provenance", "upload__fingerprint")
     return analyses if user.is_staff else analyses.filter(owner=user)
 
 

@@ -439,13 +439,15 @@ def analyze_file(
     emotions: bool = True,
     explain: bool = True,
     trust_anchors: str = "",
+    sha256: str = "",
 ) -> AnalysisResult:
     """The engine's one entry for a file, used by the worker and the command line.
 
     Tells a photo from a video by content (not by name), analyses it with `model` or the
     default model of its kind (a requested model of the other kind is replaced, and
     `result.note` says so), then reads what the file says about itself
-    (`result.provenance`; `trust_anchors`: PEM roots for C2PA signatures). Raises an
+    (`result.provenance`; `trust_anchors`: PEM roots for C2PA signatures; `sha256`: the
+    file's, when the caller knows it already). Raises an
     `ml.errors.EngineError` for media it cannot analyse.
     """
     media_type = detect_media_type(path)
@@ -456,7 +458,7 @@ def analyze_file(
         result = detector.analyze_image(path, explain=explain, progress=progress, emotions=emotions)
     result.note = note
     started = time.perf_counter()
-    result.provenance = provenance.read(path, media_type, trust_anchors)
+    result.provenance = provenance.read(path, media_type, trust_anchors, sha256)
     if media_type == "image" and result.frames:
         result.provenance.perceptual_hash = result.frames[0].perceptual_hash
     result.timings["provenance"] = time.perf_counter() - started

@@ -239,14 +239,15 @@ class Provenance:
         return data
 
 
-def read(path: str | Path, media_type: str, trust_anchors: str = "") -> Provenance:
+def read(path: str | Path, media_type: str, trust_anchors: str = "", sha256: str = "") -> Provenance:
     """Everything the file says about itself. `trust_anchors`: PEM root certificates whose
-    C2PA signatures count as trusted (none: a valid signature is "untrusted")."""
+    C2PA signatures count as trusted (none: a valid signature is "untrusted"). `sha256`: the
+    file's, when the caller already has it (a 2 GB upload takes seconds to hash again)."""
     path = Path(path)
     with path.open("rb") as handle:
         head = handle.read(16)
     provenance = Provenance(
-        sha256=sha256_file(path),
+        sha256=sha256 or sha256_file(path),
         size_bytes=path.stat().st_size,
         content_credentials=read_content_credentials(path, head, trust_anchors),
     )
