@@ -55,15 +55,22 @@ CHROMIUM_ARGS = [
 
 
 def launch(monkeypatch, extra_args=()):
-    # Playwright's sync API runs an event loop in this thread; the Django ORM is not used here.
-    # (monkeypatch: the variable must not leak into later tests' subprocesses.)
+    # Playwright's sync API runs an event loop in this thread, and Django keeps a separate
+    # database connection for code run while a loop runs: the tests' own ORM calls open one.
+    # It is closed here, in that same context; left open, it kept PostgreSQL from dropping
+    # the test database at the end of the run. (monkeypatch: the variable must not leak into
+    # later tests' subprocesses.)
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
-        yield browser
-        browser.close()
+        try:
+            yield browser
+        finally:
+            connections.close_all()
+            browser.close()
 
 
 @pytest.fixture
