@@ -141,6 +141,38 @@ def test_the_band_gives_the_most_definite_verdicts_at_the_target(seed):
     assert coverage == pytest.approx(brute_force_band(labels, scores, 0.9))
 
 
+def test_with_sources_the_band_holds_the_target_within_each_source():
+    rng = np.random.default_rng(0)
+    # A large easy source (well separated) and a small hard one (barely separated).
+    easy_labels = rng.integers(0, 2, 300)
+    easy = np.clip(rng.normal(0.2 + 0.6 * easy_labels, 0.08), 0.001, 0.999)
+    hard_labels = rng.integers(0, 2, 60)
+    hard = np.clip(rng.normal(0.45 + 0.1 * hard_labels, 0.12), 0.001, 0.999)
+    labels, scores = np.concatenate([easy_labels, hard_labels]), np.concatenate([easy, hard])
+    groups = np.array(["easy"] * 300 + ["hard"] * 60)
+
+    def right_when_definite(low, high, mask):
+        definite = mask & ((scores < low) | (scores >= high))
+        right = definite & (((scores >= high) & (labels == 1)) | ((scores < low) & (labels == 0)))
+        return right.sum() / max(definite.sum(), 1), definite.sum() / mask.sum()
+
+    low, high, _, _ = calibrate.choose_band(labels, scores, 0.5, 0.9)
+    pooled_hard, _ = right_when_definite(low, high, groups == "hard")
+    assert pooled_hard < 0.9  # pooled, the easy source sets a band that fails the hard one
+
+    low, high, coverage, worst = calibrate.choose_band(labels, scores, 0.5, 0.9, groups)
+    for name in ("easy", "hard"):
+        accuracy, _ = right_when_definite(low, high, groups == name)
+        assert accuracy >= 0.9
+    assert worst >= 0.9
+    coverages = [right_when_definite(low, high, groups == name)[1] for name in ("easy", "hard")]
+    assert coverage == pytest.approx(np.mean(coverages)) and coverages[0] > 0.8
+    # One source given as groups is the pooled choice.
+    assert calibrate.choose_band(easy_labels, easy, 0.5, 0.9, np.zeros(300)) == calibrate.choose_band(
+        easy_labels, easy, 0.5, 0.9
+    )
+
+
 def test_platt_scaling_makes_probabilities_honest_and_keeps_the_ranking():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 2000)
