@@ -10,6 +10,7 @@ difference in P(fake) per file (must be within 0.02) and the files whose verdict
 """
 
 import argparse
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def main() -> int:
 
     frames = faces_base = faces_current = frames_differing = 0
     worst = (0.0, "")
+    gaps = []
     verdicts_changed = []
     for video, b, c in pairs:
         frames += len(b["faces_per_frame"])
@@ -51,6 +53,7 @@ def main() -> int:
             frames_differing += sum(x != y for x, y in zip(b["faces_per_frame"], c["faces_per_frame"], strict=True))
         if b["fake_probability"] is not None and c["fake_probability"] is not None:
             gap = abs(b["fake_probability"] - c["fake_probability"])
+            gaps.append(gap)
             worst = max(worst, (gap, video.name))
         if b["verdict"] != c["verdict"]:
             verdicts_changed.append(f"{video.name}: {b['verdict']} -> {c['verdict']}")
@@ -61,6 +64,10 @@ def main() -> int:
         f"{frames_differing} of {frames} sampled frames with another count  {'ok' if faces_ok else 'FAILS (> 1 %)'}"
     )
     print(f"largest P(fake) difference: {worst[0]:.4f} ({worst[1]})  {'ok' if worst[0] <= 0.02 else 'FAILS (> 0.02)'}")
+    if gaps:
+        median, p95 = statistics.median(gaps), statistics.quantiles(gaps, n=20)[-1] if len(gaps) > 1 else gaps[0]
+        over = sum(gap > 0.02 for gap in gaps)
+        print(f"  P(fake) difference per file: median {median:.4f}, p95 {p95:.4f}; {over} of {len(gaps)} over 0.02")
     print(f"verdicts changed: {len(verdicts_changed)}  {'ok' if not verdicts_changed else 'FAILS'}")
     for line in verdicts_changed:
         print(f"  {line}")
