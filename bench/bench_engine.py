@@ -1,10 +1,11 @@
 """Engine speed and memory on this machine: seconds per stage and end to end.
 
     .venv/bin/python -m bench.bench_engine [--video PATH] [--photo PATH] [--threads N]
-    .venv/bin/python -m bench.bench_engine --baseline GIT_REF [--repeats 5]
+    .venv/bin/python -m bench.bench_engine --baseline GIT_REF [--repeats 5] [--own-weights]
 
 With --baseline, the ref's engine (checked out in a temporary worktree) and this checkout's
-run in two processes, asked in turn on the same files with the same weights: the issue's
+run in two processes, asked in turn on the same files with the same weights (or, with
+--own-weights, each its own checkout's shipped models: a new model against the old): the issue's
 cases (720p and 1080p, 10 s, at 20/32/100 frames, and a 1080p multi-face photo), the median
 of each, and their ratio. Only figures from one such run compare: these machines are noisy.
 
@@ -131,7 +132,9 @@ def side_by_side(args, scratch: Path) -> int:
     with Worktree(args.baseline) as checkout:
         engines = [Engine(f"baseline {commit_of(args.baseline)}", checkout), Engine("current", ROOT)]
         for engine in engines:
-            engine.start(args.threads, *models)
+            weights = engine.root / "ml" / "weights"
+            own = (weights / "efficientnet_lstm.pt", weights / "efficientnet.pt")
+            engine.start(args.threads, *(own if args.own_weights else models))
         try:
             for _label, kind, which, frames, _ in CASES:  # warm-up: first calls are not per analysis
                 for engine in engines:
@@ -166,6 +169,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--baseline", metavar="GIT_REF", help="time this ref's engine beside the current one")
+    parser.add_argument(
+        "--own-weights",
+        action="store_true",
+        help="with --baseline: each engine loads its own checkout's shipped models (a new model against the old)",
+    )
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp())
     if args.baseline:

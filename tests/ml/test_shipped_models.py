@@ -59,24 +59,35 @@ def test_a_measurement_is_recorded_only_for_the_weights_it_measured(tmp_path):
 
 
 # The first real and the first fake (by name) of the test split each model was evaluated on.
-CASES = [
-    ("efficientnet", ("data", "images", "lfw_faceswap", "test", "real", "real_0.jpg"), "real"),
-    ("efficientnet", ("data", "images", "lfw_faceswap", "test", "fake", "fake_0.jpg"), "fake"),
-    ("efficientnet_lstm", ("data", "videos", "ffpp", "real", "210.mp4"), "real"),
-    ("efficientnet_lstm", ("data", "videos", "ffpp", "fake", "Deepfakes_210_241.mp4"), "fake"),
-]
+CASES = {
+    "efficientnet": (
+        ("data", "images", "lfw_faceswap", "test", "real", "real_0.jpg"),
+        ("data", "images", "lfw_faceswap", "test", "fake", "fake_0.jpg"),
+    ),
+    "efficientnet_lstm": (
+        ("data", "videos", "ffpp", "real", "210.mp4"),
+        ("data", "videos", "ffpp", "fake", "Deepfakes_210_241.mp4"),
+    ),
+}
 
 
-@pytest.mark.parametrize(("name", "parts", "truth"), CASES, ids=[f"{c[0]}-{c[2]}" for c in CASES])
-def test_a_shipped_model_scores_a_known_file_on_the_right_side(name, parts, truth):
+@pytest.mark.parametrize("name", CASES)
+def test_a_shipped_model_never_commits_wrongly_on_known_files_and_ranks_them(name):
+    """Its verdict on the first real and the first fake test file is the right one or
+    UNCERTAIN (never the wrong definite verdict), and the fake scores above the real."""
     path = DEFAULT_MODEL_DIR / f"{name}.pt"
     if not path.is_file():
         pytest.skip(f"{name} is not shipped yet")
     detector = Detector.load(path, device="cpu")
-    media = shared_path(*parts)
-    if SHIPPED[name] == "video":
-        result = detector.analyze_video(media, 32, explain=False)
-    else:
-        result = detector.analyze_image(media, explain=False)
-    side = "fake" if result.fake_probability >= detector.calibration.threshold else "real"
-    assert side == truth, f"P(fake) {result.fake_probability:.3f}, threshold {detector.calibration.threshold:.3f}"
+    scores = {}
+    for truth, parts in zip(("real", "fake"), CASES[name], strict=True):
+        media = shared_path(*parts)
+        if SHIPPED[name] == "video":
+            result = detector.analyze_video(media, 32, explain=False)
+        else:
+            result = detector.analyze_image(media, explain=False)
+        assert result.verdict in (truth, "uncertain"), (
+            f"{parts[-1]}: {result.verdict}, P(fake) {result.fake_probability:.3f}"
+        )
+        scores[truth] = result.fake_probability
+    assert scores["fake"] > scores["real"]
