@@ -2,8 +2,9 @@
 asked in turn to analyse the same files. What `bench_engine --baseline` times and
 `bench.no_loss` compares.
 
-Each engine process loads the models once (the same weight files for both, so that only the
-code differs) and answers one JSON line per request on stdin/stdout:
+Each engine process loads the models once (the weight files it is given: the same for both,
+so that only the code differs, unless `bench_engine --own-weights` gives each its own
+checkout's) and answers one JSON line per request on stdin/stdout:
 
     {"kind": "video", "path": "...", "frames": 20}  ->  {"seconds": 1.4, "timings": {...},
         "fake_probability": 0.7, "verdict": "uncertain", "faces_per_frame": [1, 1, ...]}
