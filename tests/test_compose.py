@@ -23,12 +23,13 @@ def test_every_app_service_reaches_database_and_broker():
 
 
 def test_gpu_worker_is_opt_in_and_reserves_an_nvidia_gpu():
-    gpu = services()["worker-gpu"]
+    every = services()
+    gpu = every["worker-gpu"]
     assert gpu["profiles"] == ["gpu"]  # `docker compose up` alone starts CPU workers only
-    assert gpu["command"] == services()["worker"]["command"]
+    assert gpu["command"] == every["worker"]["command"]
     assert gpu["environment"]["DEEPFAKE_DEVICE"] == "cuda"
     (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
-    for name, service in services().items():
+    for name, service in every.items():
         if name != "worker-gpu":
             assert "deploy" not in service and service.get("environment", {}).get("DEEPFAKE_DEVICE") != "cuda"
