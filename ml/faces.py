@@ -39,7 +39,8 @@ class FaceDetector:
 
     Frames are scaled so that their longer side is at most `detect_size` before detection
     (faces in a 720p frame are found as well at 640 px, ~3x faster), and boxes are mapped
-    back to the full frame. MTCNN resizes every candidate box on its own and collapses
+    back to the full frame. Its stages run through `ml.mtcnn.detect_face`, which gives
+    facenet-pytorch's results bit for bit with far less resizing work. MTCNN collapses
     when torch uses several threads on a *busy* machine: pass `threads=1` where other work
     competes for the cores (the crop cache does). On a quiet machine, all cores are ~1.7x
     faster than one (100 frames of 720p: 3.9 s against 6.6 s here).
@@ -92,19 +93,25 @@ class FaceDetector:
 
     def _detect_batch(self, images: list[np.ndarray], scale: float) -> list[list[Detection]]:
         # The scaled-down minimum face size must stay >= 12 px, MTCNN's smallest window.
-        self.mtcnn.min_face_size = max(12, round(self.min_face_size * scale))
+        from ml.mtcnn import detect_face
+
+        mtcnn = self.mtcnn
+        min_face = max(12, round(self.min_face_size * scale))
         with torch.inference_mode():
-            boxes, probs, points = self.mtcnn.detect(np.stack(images), landmarks=True)
+            boxes, points = detect_face(
+                np.stack(images), min_face, mtcnn.pnet, mtcnn.rnet, mtcnn.onet, mtcnn.thresholds, mtcnn.factor
+            )
         found = []
-        for frame_boxes, frame_probs, frame_points in zip(boxes, probs, points, strict=True):
+        for frame_boxes, frame_points in zip(boxes, points, strict=True):
+            # Largest area first, as facenet-pytorch's MTCNN.detect orders them.
+            order = np.argsort((frame_boxes[:, 2] - frame_boxes[:, 0]) * (frame_boxes[:, 3] - frame_boxes[:, 1]))[::-1]
             faces = []
-            if frame_boxes is not None:
-                frame_boxes = np.asarray(frame_boxes, np.float32) / scale
-                frame_points = np.asarray(frame_points, np.float32) / scale
-                for box, prob, landmarks in zip(frame_boxes, frame_probs, frame_points, strict=True):
-                    if prob is None or float(prob) < self.min_confidence:
-                        continue
-                    faces.append(Detection(tuple(float(v) for v in box), landmarks, float(prob)))
+            for box, landmarks in zip(frame_boxes[order], frame_points[order], strict=True):
+                prob = float(box[4])
+                if prob < self.min_confidence:
+                    continue
+                box_px = tuple(float(v) for v in np.asarray(box[:4], np.float32) / scale)
+                faces.append(Detection(box_px, np.asarray(landmarks, np.float32) / scale, prob))
             faces.sort(key=lambda face: face.size, reverse=True)
             found.append(faces)
         return found

@@ -1,0 +1,213 @@
+"""MTCNN's three stages (Zhang et al., 2016) as facenet-pytorch 2.6.0 runs them, with its
+networks, its helpers and the same arithmetic, except for how images are resized: every
+pyramid level and every candidate box of a stage is resampled in one vectorised step.
+
+Why: facenet-pytorch's `detect_face` resizes each pyramid level with `interpolate(mode=
+"area")`, whose CPU kernel reads the whole input for every level however small, and then
+resamples each candidate box through its own call (for 20 frames of 720p, ~1,750 boxes for
+the second stage and ~130 for the third). Together that was ~40 % of face detection here.
+Area resizing is adaptive average pooling of integer pixels, so each output pixel's sum is
+read off an integral image in exact integer arithmetic and divided the way PyTorch divides
+(`sum / kh / kw` in float32), in the memory layout facenet-pytorch's tensors have. The inputs
+of every network, and with them every box, score and landmark, are bit-identical to
+facenet-pytorch's (`tests/ml/test_mtcnn.py` checks this on real frames).
+
+`detect_face` is ported from `facenet_pytorch.models.utils.detect_face` (MIT licence); apart
+from resizing, a box that lies wholly outside its image is dropped (there facenet-pytorch
+raises an IndexError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+from facenet_pytorch.models.utils.detect_face import (
+    batched_nms,
+    batched_nms_numpy,
+    bbreg,
+    fixed_batch_process,
+    generateBoundingBox,
+    pad,
+    rerec,
+)
+
+
+def detect_face(
+    images: np.ndarray,
+    minsize: float,
+    pnet: torch.nn.Module,
+    rnet: torch.nn.Module,
+    onet: torch.nn.Module,
+    threshold: Sequence[float],
+    factor: float,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Faces in a batch of equal-sized RGB uint8 images `(N, H, W, 3)`.
+
+    Returns, per image, an array `(K, 5)` of boxes `x1, y1, x2, y2, probability` and an
+    array `(K, 5, 2)` of landmarks, in facenet-pytorch's order (K may be 0).
+    """
+    device = next(pnet.parameters()).device
+    model_dtype = next(pnet.parameters()).dtype
+    batch_size, h, w = images.shape[:3]
+    integral = _integral_images(images)
+    every_image = torch.arange(batch_size)
+
+    # First stage: the proposal network over an image pyramid.
+    m = 12.0 / minsize
+    minl = min(h, w) * m
+    scales = []
+    scale_i = m
+    while minl >= 12:
+        scales.append(scale_i)
+        scale_i = scale_i * factor
+        minl = minl * factor
+
+    boxes_list, inds_list, scale_picks = [], [], []
+    offset = 0
+    for scale in scales:
+        whole = [torch.full((batch_size,), v) for v in (0, h, 0, w)]
+        im_data = _resample(integral, every_image, *whole, (int(h * scale + 1), int(w * scale + 1)))
+        im_data = (im_data.to(device, model_dtype) - 127.5) * 0.0078125
+        reg, probs = pnet(im_data)
+        boxes_scale, image_inds_scale = generateBoundingBox(reg, probs[:, 1], scale, threshold[0])
+        boxes_list.append(boxes_scale)
+        inds_list.append(image_inds_scale)
+        pick = batched_nms(boxes_scale[:, :4], boxes_scale[:, 4], image_inds_scale, 0.5)
+        scale_picks.append(pick + offset)
+        offset += boxes_scale.shape[0]
+
+    boxes = torch.cat(boxes_list, dim=0)
+    image_inds = torch.cat(inds_list, dim=0)
+    picks = torch.cat(scale_picks, dim=0)
+    boxes, image_inds = boxes[picks], image_inds[picks]
+    pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
+    boxes, image_inds = boxes[pick], image_inds[pick]
+
+    regw = boxes[:, 2] - boxes[:, 0]
+    regh = boxes[:, 3] - boxes[:, 1]
+    qq1 = boxes[:, 0] + boxes[:, 5] * regw
+    qq2 = boxes[:, 1] + boxes[:, 6] * regh
+    qq3 = boxes[:, 2] + boxes[:, 7] * regw
+    qq4 = boxes[:, 3] + boxes[:, 8] * regh
+    boxes = torch.stack([qq1, qq2, qq3, qq4, boxes[:, 4]]).permute(1, 0)
+    boxes = rerec(boxes)
+
+    # Second stage: the refinement network on 24x24 crops.
+    if len(boxes) > 0:
+        boxes, image_inds, im_data = _crop_boxes(integral, boxes, image_inds, w, h, 24)
+        im_data = (im_data.to(device, model_dtype) - 127.5) * 0.0078125
+        out = fixed_batch_process(im_data, rnet)
+        out0 = out[0].permute(1, 0)
+        out1 = out[1].permute(1, 0)
+        score = out1[1, :]
+        ipass = score > threshold[1]
+        boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)
+        image_inds = image_inds[ipass]
+        mv = out0[:, ipass].permute(1, 0)
+        pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
+        boxes, image_inds, mv = boxes[pick], image_inds[pick], mv[pick]
+        boxes = bbreg(boxes, mv)
+        boxes = rerec(boxes)
+
+    # Third stage: the output network on 48x48 crops, with landmarks.
+    points = torch.zeros(0, 5, 2, device=device)
+    if len(boxes) > 0:
+        boxes, image_inds, im_data = _crop_boxes(integral, boxes, image_inds, w, h, 48)
+        im_data = (im_data.to(device, model_dtype) - 127.5) * 0.0078125
+        out = fixed_batch_process(im_data, onet)
+        out0 = out[0].permute(1, 0)
+        out1 = out[1].permute(1, 0)
+        out2 = out[2].permute(1, 0)
+        score = out2[1, :]
+        points = out1
+        ipass = score > threshold[2]
+        points = points[:, ipass]
+        boxes = torch.cat((boxes[ipass, :4], score[ipass].unsqueeze(1)), dim=1)
+        image_inds = image_inds[ipass]
+        mv = out0[:, ipass].permute(1, 0)
+        w_i = boxes[:, 2] - boxes[:, 0] + 1
+        h_i = boxes[:, 3] - boxes[:, 1] + 1
+        points_x = w_i.repeat(5, 1) * points[:5, :] + boxes[:, 0].repeat(5, 1) - 1
+        points_y = h_i.repeat(5, 1) * points[5:10, :] + boxes[:, 1].repeat(5, 1) - 1
+        points = torch.stack((points_x, points_y)).permute(2, 1, 0)
+        boxes = bbreg(boxes, mv)
+        pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], image_inds, 0.7, "Min")
+        boxes, image_inds, points = boxes[pick], image_inds[pick], points[pick]
+
+    boxes_np = boxes.cpu().numpy()
+    points_np = points.cpu().numpy()
+    inds_np = image_inds.cpu().numpy()
+    return (
+        [boxes_np[inds_np == b].copy() for b in range(batch_size)],
+        [points_np[inds_np == b].copy() for b in range(batch_size)],
+    )
+
+
+def _integral_images(images: np.ndarray) -> torch.Tensor:
+    """`(N, H+1, W+1, 3)` sums of all pixels above and left of each position, exact: int32
+    where no sum can reach 2**31 (any frame up to 8.4 megapixels), else float64."""
+    depth = cv2.CV_32S if 255 * images.shape[1] * images.shape[2] < 2**31 else cv2.CV_64F
+    return torch.from_numpy(np.stack([cv2.integral(image, sdepth=depth) for image in images]))
+
+
+def _crop_boxes(
+    integral: torch.Tensor, boxes: torch.Tensor, image_inds: torch.Tensor, w: int, h: int, size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each box's pixels (facenet-pytorch's `pad` clipping), area-resampled to `size` x `size`.
+
+    Returns the boxes and image indices that have pixels in their image, and their crops as
+    float32 `(K, 3, size, size)`, contiguous like facenet-pytorch's (the networks' arithmetic
+    depends on the memory layout, so this keeps their outputs bit-identical).
+    """
+    y, ey, x, ex = (torch.from_numpy(v).long() for v in pad(boxes, w, h))
+    y0, x0 = y - 1, x - 1  # pad() is 1-based; the crop is rows y-1..ey-1, columns x-1..ex-1
+    inside = torch.as_tensor((ey > y0) & (ex > x0), device=boxes.device)
+    if not bool(inside.all()):
+        boxes, image_inds = boxes[inside], image_inds[inside]
+        keep = inside.cpu()
+        y0, ey, x0, ex = y0[keep], ey[keep], x0[keep], ex[keep]
+
+    crops = _resample(integral, image_inds.cpu().long(), y0, ey, x0, ex, (size, size))
+    return boxes, image_inds, crops.contiguous()
+
+
+def _resample(
+    integral: torch.Tensor,
+    image_inds: torch.Tensor,
+    y0: torch.Tensor,
+    y1: torch.Tensor,
+    x0: torch.Tensor,
+    x1: torch.Tensor,
+    size: tuple[int, int],
+) -> torch.Tensor:
+    """Rows `y0..y1-1` and columns `x0..x1-1` of image `image_inds[k]`, for each k, resized to
+    `size` as `interpolate(mode="area")` resizes (adaptive average pooling), value for value.
+
+    Output pixel i of n covers input pixels `[floor(i*len/n), ceil((i+1)*len/n))` along each
+    axis; its sum is four lookups in the integral image. Returns float32 `(K, 3, *size)` in
+    channels-last memory, the layout `interpolate` gives a channels-last image batch.
+    """
+    out_h, out_w = size
+    rows_n, cols_n = (y1 - y0)[:, None], (x1 - x0)[:, None]
+    i, j = torch.arange(out_h), torch.arange(out_w)
+    r0 = y0[:, None] + (i * rows_n) // out_h
+    r1 = y0[:, None] + ((i + 1) * rows_n + out_h - 1) // out_h
+    c0 = x0[:, None] + (j * cols_n) // out_w
+    c1 = x0[:, None] + ((j + 1) * cols_n + out_w - 1) // out_w
+
+    _, height_1, row_stride, channels = integral.shape
+    flat = integral.reshape(-1, channels)
+    base = image_inds[:, None, None] * (height_1 * row_stride)
+
+    def corner(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        index = base + rows[:, :, None] * row_stride + cols[:, None, :]
+        return flat.index_select(0, index.reshape(-1)).reshape(len(index), out_h, out_w, channels)
+
+    sums = corner(r1, c1) - corner(r0, c1) - corner(r1, c0) + corner(r0, c0)
+    # PyTorch's kernel divides by the bin's height, then by its width, in float32.
+    kh = (r1 - r0).to(torch.float32)[:, :, None, None]
+    kw = (c1 - c0).to(torch.float32)[:, None, :, None]
+    return (sums.to(torch.float32) / kh / kw).permute(0, 3, 1, 2)

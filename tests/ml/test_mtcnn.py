@@ -1,0 +1,62 @@
+"""`ml.mtcnn.detect_face` must compute exactly what facenet-pytorch's `detect_face` computes:
+the speed-up is in how images are resized, never in what the detector finds."""
+
+import numpy as np
+import pytest
+import torch
+from facenet_pytorch.models.utils import detect_face as facenet
+from torch.nn.functional import interpolate
+
+from ml import mtcnn
+from ml.faces import _resize
+from ml.media import read_frames
+from tests.conftest import shared_path
+
+
+def test_resampling_matches_area_interpolation_value_for_value():
+    rng = np.random.default_rng(7)
+    images = rng.integers(0, 256, (3, 97, 131, 3), dtype=np.uint8)
+    integral = mtcnn._integral_images(images)
+    batch = torch.as_tensor(images).permute(0, 3, 1, 2).float()  # channels-last, as facenet's
+    n = 40
+    image_inds = torch.as_tensor(rng.integers(0, 3, n))
+    y0 = torch.as_tensor(rng.integers(0, 90, n))
+    x0 = torch.as_tensor(rng.integers(0, 120, n))
+    y1 = torch.minimum(y0 + torch.as_tensor(rng.integers(1, 80, n)), torch.tensor(97))
+    x1 = torch.minimum(x0 + torch.as_tensor(rng.integers(1, 80, n)), torch.tensor(131))
+    for size in [(24, 24), (48, 48), (7, 13)]:
+        ours = mtcnn._resample(integral, image_inds, y0, y1, x0, x1, size)
+        for k in range(n):
+            crop = batch[image_inds[k], :, y0[k] : y1[k], x0[k] : x1[k]].unsqueeze(0)
+            assert torch.equal(ours[k : k + 1], interpolate(crop, size=size, mode="area"))
+
+    whole = [torch.full((3,), v) for v in (0, 97, 0, 131)]
+    level = mtcnn._resample(integral, torch.arange(3), *whole, (59, 80))
+    expected = interpolate(batch, size=(59, 80), mode="area")
+    assert torch.equal(level, expected)
+    assert level.stride() == expected.stride()  # the same layout, so P-Net computes the same
+
+
+def test_a_box_wholly_outside_its_image_is_dropped_not_an_error():
+    images = np.zeros((1, 50, 60, 3), np.uint8)
+    integral = mtcnn._integral_images(images)
+    boxes = torch.tensor([[10.0, 10.0, 30.0, 30.0, 0.9], [-40.0, 5.0, -20.0, 25.0, 0.8]])
+    kept, inds, crops = mtcnn._crop_boxes(integral, boxes, torch.tensor([0, 0]), 60, 50, 24)
+    assert kept.tolist() == boxes[:1].tolist()
+    assert inds.tolist() == [0]
+    assert crops.shape == (1, 3, 24, 24)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("video", ["real/033.mp4", "fake/Face2Face_469_481.mp4", "fake/Deepfakes_044_945.mp4"])
+def test_faces_boxes_and_landmarks_are_facenet_pytorchs_bit_for_bit(face_detector, video):
+    _, frames = read_frames(shared_path("data", "videos", "ffpp", video), 12)
+    batch = np.stack([_resize(frame.image, 0.5) for frame in frames])
+    net = face_detector.mtcnn
+    args = (20, net.pnet, net.rnet, net.onet, net.thresholds, net.factor)
+    with torch.inference_mode():
+        theirs_boxes, theirs_points = facenet.detect_face(batch, *args, "cpu")
+        ours_boxes, ours_points = mtcnn.detect_face(batch, *args)
+    assert sum(len(boxes) for boxes in ours_boxes) >= len(frames)  # faces were found
+    for theirs, ours in zip(list(theirs_boxes) + list(theirs_points), ours_boxes + ours_points, strict=True):
+        assert np.array_equal(np.asarray(theirs, np.float32), ours)
