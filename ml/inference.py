@@ -73,8 +73,10 @@ def bf16_is_fast(device: torch.device) -> bool:
     AVX512-BF16). Elsewhere it is emulated and several times slower than float32."""
     if device.type != "cpu":
         return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    # Not oneDNN's `_is_mkldnn_bf16_supported()`: that is true on any AVX512 CPU, where bf16
+    # is emulated (20 frames' classification 0.74 s against 0.65 s in float32, 2026-11-28).
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):
         return False
 
