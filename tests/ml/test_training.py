@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ml.checkpoint import load_checkpoint
 from ml.training import evaluate, train
@@ -234,3 +235,12 @@ def test_cross_validation_scores_every_pooled_video_once(tiny_videos, tmp_path):
     assert summary["videos"] == len(pooled) == sum(f["videos"] for f in summary["per_fold"])
     assert summary["fake"] == sum(item.label for item in pooled)
     assert set(summary) >= {"sequence", "mean"} and len(summary["sequence"]["roc_auc_interval"]) == 2
+
+
+def test_bfloat16_is_used_only_where_the_cpu_computes_it_natively():
+    """For training: emulated bfloat16 (AVX512 without its BF16 extension) is slower than float32."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo to read the CPU's flags from")
+    flags = set(cpuinfo.read_text().split())
+    assert train.bf16_is_fast(torch.device("cpu")) == bool({"avx512_bf16", "amx_bf16"} & flags)
