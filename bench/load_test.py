@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from bench.serving import ROOT, free_port, manage, start, stop
 
@@ -32,6 +34,16 @@ def drop_database(server: str, database: str) -> None:
 
     with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def client() -> requests.Session:
+    """A keep-alive session that resends a GET once when the server closed the idle connection
+    just as the request went out (gunicorn drops keep-alive connections idle for 2 s, and the
+    poll below waits 2 s), as browsers do. Uploads (POST) are never resent."""
+    session = requests.Session()
+    retry = Retry(total=2, connect=2, read=2, status=0, allowed_methods={"GET"}, raise_on_status=False)
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    return session
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -94,11 +106,13 @@ def main() -> int:
         else:
             raise SystemExit("the web server did not come up")
 
-        api = requests.Session()
+        api = client()
         api.headers["Authorization"] = f"Token {token}"
         videos = sorted((SHARED / "data/videos/ffpp/real").glob("*.mp4")) + sorted(
             (SHARED / "data/videos/ffpp/fake").glob("*.mp4")
         )
+        if not videos:
+            raise SystemExit(f"no FaceForensics++ videos under {SHARED / 'data/videos/ffpp'}: ../shared is needed")
         chosen = [videos[i * len(videos) // args.uploads] for i in range(args.uploads)]
         # Warm the workers' models so the first jobs do not carry the load time.
         started = time.monotonic()
@@ -120,7 +134,7 @@ def main() -> int:
         print(f"{len(ids)} uploads accepted in {submitted:.1f} s ({len(ids) / submitted:.1f}/s)", flush=True)
 
         # Latency of the pages people look at while the workers are busy.
-        browser = requests.Session()
+        browser = client()
         login = browser.get(f"{base}/accounts/login/")
         browser.post(
             f"{base}/accounts/login/",
