@@ -179,6 +179,10 @@ def write(model: Path, choice: BandChoice, data: list[str], split: str, target: 
     if card.get("evaluation"):  # measurements of the old calibration's verdicts stay, marked as such
         fresh = json.loads(model.with_suffix(".json").read_text())
         fresh["evaluation_before_calibration"] = card["evaluation"]
+        # The cross-validated estimate is ROC-AUC only: a ranking, which the monotone calibration
+        # leaves as it was, of the same weights. It stays current.
+        if "crossval" in card["evaluation"]:
+            fresh.setdefault("evaluation", {})["crossval"] = card["evaluation"]["crossval"]
         model.with_suffix(".json").write_text(json.dumps(fresh, indent=2) + "\n")
 
 

@@ -273,3 +273,28 @@ def test_a_clip_written_from_frames_reads_back_in_order(tmp_path):
             break
         levels.append(float(frame.mean()))
     assert len(levels) == 5 and np.allclose(levels, [40 * i for i in range(5)], atol=3)
+
+
+def test_writing_a_calibration_keeps_the_ranking_figures_and_sets_aside_the_verdict_figures(tmp_path):
+    """A new band changes verdicts, not the ranking: the test split's verdict figures move to
+    `evaluation_before_calibration`, the cross-validated ROC-AUC stays current."""
+    import torch
+
+    from ml.checkpoint import record_evaluation, save_checkpoint
+    from ml.models import create_model
+
+    model = tmp_path / "efficientnet_lstm.pt"
+    torch.manual_seed(0)
+    save_checkpoint(create_model("efficientnet_lstm"), model, Calibration(), {"version": "test-video"})
+    crossval = {"roc_auc": 0.74, "roc_auc_interval": [0.65, 0.83], "files": 122}
+    test = {"roc_auc": 0.89, "accuracy": 0.75, "split": "test", "files": 20}
+    record_evaluation(model, "crossval", crossval)
+    record_evaluation(model, "test", test)
+
+    band = Calibration(uncertain_low=0.4, uncertain_high=0.9, scale=1.5, bias=-0.2)
+    calibrate.write(model, calibrate.BandChoice(band, 0.85, 0.9, 124), ["val-videos"], "val", 0.9)
+
+    card = json.loads(model.with_suffix(".json").read_text())
+    assert card["calibration"]["uncertain_low"] == 0.4 and card["calibration"]["bias"] == -0.2
+    assert card["evaluation"] == {"crossval": crossval}
+    assert card["evaluation_before_calibration"] == {"crossval": crossval, "test": test}
