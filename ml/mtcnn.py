@@ -13,8 +13,8 @@ of every network, and with them every box, score and landmark, are bit-identical
 facenet-pytorch's (`tests/ml/test_mtcnn.py` checks this on real frames).
 
 `detect_face` is ported from `facenet_pytorch.models.utils.detect_face` (MIT licence); apart
-from resizing, a box that lies wholly outside its image is dropped (there facenet-pytorch
-raises an IndexError).
+from resizing, an image smaller than the smallest face has no faces and a box that lies wholly
+outside its image is dropped (facenet-pytorch raises errors there).
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ def detect_face(
         scales.append(scale_i)
         scale_i = scale_i * factor
         minl = minl * factor
+    if not scales:  # smaller than the smallest face (facenet-pytorch raises here)
+        return [np.zeros((0, 5), np.float32)] * batch_size, [np.zeros((0, 5, 2), np.float32)] * batch_size
 
     boxes_list, inds_list, scale_picks = [], [], []
     offset = 0

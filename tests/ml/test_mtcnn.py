@@ -60,3 +60,12 @@ def test_faces_boxes_and_landmarks_are_facenet_pytorchs_bit_for_bit(face_detecto
     assert sum(len(boxes) for boxes in ours_boxes) >= len(frames)  # faces were found
     for theirs, ours in zip(list(theirs_boxes) + list(theirs_points), ours_boxes + ours_points, strict=True):
         assert np.array_equal(np.asarray(theirs, np.float32), ours)
+
+
+def test_an_image_smaller_than_the_smallest_face_has_none(face_detector):
+    net = face_detector.mtcnn
+    boxes, points = mtcnn.detect_face(
+        np.zeros((2, 16, 16, 3), np.uint8), 40, net.pnet, net.rnet, net.onet, net.thresholds, net.factor
+    )
+    assert [b.shape for b in boxes] == [(0, 5), (0, 5)] and [p.shape for p in points] == [(0, 5, 2), (0, 5, 2)]
+    assert face_detector.detect([np.zeros((16, 16, 3), np.uint8)]) == [[]]
