@@ -69,8 +69,8 @@ def detect_face(
 
     boxes_list, inds_list, scale_picks = [], [], []
     offset = 0
+    whole = [torch.full((batch_size,), v) for v in (0, h, 0, w)]  # each pyramid level is a whole image
     for scale in scales:
-        whole = [torch.full((batch_size,), v) for v in (0, h, 0, w)]
         im_data = _resample(integral, every_image, *whole, (int(h * scale + 1), int(w * scale + 1)))
         im_data = (im_data.to(device, model_dtype) - 127.5) * 0.0078125
         reg, probs = pnet(im_data)
