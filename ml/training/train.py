@@ -670,7 +670,8 @@ def run(args: argparse.Namespace) -> Path:
         for split in ("train", "val", "test")
     }
     provenance = {
-        "version": f"{name}-{datetime.now(UTC).strftime('%Y%m%d')}",
+        # To the minute: a model retrained on the day of another must not share its version.
+        "version": f"{name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M')}",
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": [str(d) for d in args.data],
         "data_note": args.data_note,

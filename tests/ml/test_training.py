@@ -1,6 +1,7 @@
 """The training and evaluation commands end to end on a tiny subset (seconds, not minutes)."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def test_the_image_model_trains_and_its_checkpoint_loads(tiny_images, tmp_path):
     assert provenance["splits"]["train"] == {"files": 8, "fake": 4}
     assert len(provenance["history"]) == 2
     assert "validation" in provenance and provenance["training_minutes"] >= 0
+    # Dated to the minute, so that two models trained on one day have their own versions.
+    assert re.fullmatch(r"efficientnet-\d{8}-\d{4}", provenance["version"])
     assert (
         0
         <= checkpoint.calibration.uncertain_low
