@@ -85,7 +85,8 @@ def cross_validate(
     aggregates = ("sequence", "mean") if model.is_sequence_model else ("mean",)
     views, sbi_views = (views, 2) if model.is_sequence_model else (0, 0)
     print(f"embedding {len(videos.files)} videos ({views} augmented, {sbi_views} SBI views per real)", file=sys.stderr)
-    sequences = video_embeddings(model, videos, views, sbi_views, rng)
+    # In float32, as the engine scores: the estimate must not depend on the machine's CPU.
+    sequences = video_embeddings(model, videos, views, sbi_views, rng, exact=True)
     # video_embeddings yields each video's clean view first; only clean views are scored.
     clean = {}
     for k, (_, _, owner) in enumerate(sequences):

@@ -184,11 +184,11 @@ def bf16_is_fast(device: torch.device) -> bool:
         return False
 
 
-def autocast(model: DeepfakeModel) -> torch.autocast:
+def autocast(model: DeepfakeModel, enabled: bool = True) -> torch.autocast:
     """bfloat16 autocast for training on the model's device where it is fast. (The engine
     always scores in float32: see `ml.inference.Detector`.)"""
     device = next(model.parameters()).device
-    return torch.autocast(device.type, torch.bfloat16, enabled=bf16_is_fast(device))
+    return torch.autocast(device.type, torch.bfloat16, enabled=enabled and bf16_is_fast(device))
 
 
 def training_batch(
@@ -245,12 +245,16 @@ def train_mode(model: DeepfakeModel, trainable: list[torch.nn.Module]) -> None:
         model.frequency.train()
 
 
-def predict(model: DeepfakeModel, crops: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """P(fake) and embeddings of crops (evaluation view)."""
+def predict(
+    model: DeepfakeModel, crops: np.ndarray, batch_size: int = 64, exact: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(fake) and embeddings of crops (evaluation view). With `exact`, in float32 as the
+    engine computes them, on every machine: for figures that are reported or calibrated
+    (bfloat16, where fast, moves P(fake) by up to 0.1); otherwise as fast as the device allows."""
     model.eval()
     size = model.config.input_size
     probabilities, embeddings = [], []
-    with torch.no_grad(), autocast(model):
+    with torch.no_grad(), autocast(model, enabled=not exact):
         for start in range(0, len(crops), batch_size):
             x = to_tensor([to_input(c, size) for c in crops[start : start + batch_size]], model)
             embedded = model.embed(x).float()
@@ -397,9 +401,12 @@ def train_frame_model(
 # -- the sequence head --------------------------------------------------------------------------
 
 
-def video_embeddings(model: DeepfakeModel, data: CropSet, views: int, sbi_views: int, rng: np.random.Generator):
+def video_embeddings(
+    model: DeepfakeModel, data: CropSet, views: int, sbi_views: int, rng: np.random.Generator, exact: bool = False
+):
     """(embeddings (T, D), label) per video and view: the clean view, augmented views, and
-    SBI views of real videos (one set of blend parameters per video, as a swap would have)."""
+    SBI views of real videos (one set of blend parameters per video, as a swap would have).
+    `exact` as for `predict`."""
     size = model.config.input_size
     sequences = []
     for i, entry in enumerate(data.files):
@@ -416,7 +423,7 @@ def video_embeddings(model: DeepfakeModel, data: CropSet, views: int, sbi_views:
                 ]
                 variants.append((np.stack(blended), 1))
         for images, label in variants:
-            _, embedded = predict(model, images)
+            _, embedded = predict(model, images, exact=exact)
             sequences.append((torch.from_numpy(embedded), label, i))
     return sequences
 
@@ -493,7 +500,7 @@ def train_sequence_head(model: DeepfakeModel, train: CropSet, val: CropSet, conf
     rng = np.random.default_rng(config.seed + 1000)
     started = time.monotonic()
     train_sequences = video_embeddings(model, train, config.sequence_views, 2, rng)
-    val_sequences = video_embeddings(model, val, 0, 0, rng)
+    val_sequences = video_embeddings(model, val, 0, 0, rng, exact=True)  # calibrated on: as the engine scores
     seconds = time.monotonic() - started
     log(f"sequence features: {len(train_sequences)} train, {len(val_sequences)} val videos in {seconds:.0f} s")
     optimizer = sequence_optimizer(model)
@@ -626,7 +633,7 @@ def run(args: argparse.Namespace) -> Path:
         # No sequence head: a video's score is the mean of its frames' scores (validation chose
         # this over the LSTM before; `ml.training.crossval` measures both).
         model.config.arch["aggregate"] = "mean"
-        scores, _ = predict(model, val.crops)
+        scores, _ = predict(model, val.crops, exact=True)
         val_scores, val_labels = per_file(val, scores)
         sequence_report = {"val_video_auc_mean": safe_auc(val_labels, val_scores)}
         log(f"aggregating by the mean of frames: validation per-video AUC {sequence_report['val_video_auc_mean']:.4f}")
@@ -648,7 +655,7 @@ def run(args: argparse.Namespace) -> Path:
         )
     else:
         sequence_report = {}
-        val_scores, _ = predict(model, val.crops)
+        val_scores, _ = predict(model, val.crops, exact=True)
         val_labels = val.labels
         val_sources = val_sources[val.owners]  # photos are calibrated per crop
     # Platt scaling and the band for coverage, on validation (per crop for photos, per video

@@ -247,3 +247,21 @@ def test_bfloat16_is_used_only_where_the_cpu_computes_it_natively():
         pytest.skip("no /proc/cpuinfo to read the CPU's flags from")
     flags = set(cpuinfo.read_text().split())
     assert train.bf16_is_fast(torch.device("cpu")) == bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def test_reported_figures_are_computed_in_float32_on_every_machine(monkeypatch):
+    """Training may run in bfloat16 where the CPU has it; crossval and calibration must not:
+    their figures would then depend on the machine that computed them."""
+    from ml.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("efficientnet").eval()
+    crops = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    monkeypatch.setattr(train, "bf16_is_fast", lambda device: False)
+    float32, embedded32 = train.predict(model, crops)
+    monkeypatch.setattr(train, "bf16_is_fast", lambda device: True)  # a machine with AMX
+    fast, _ = train.predict(model, crops)
+    exact, embedded = train.predict(model, crops, exact=True)
+    assert not np.array_equal(fast, float32)  # bfloat16 did run
+    np.testing.assert_array_equal(exact, float32)
+    np.testing.assert_array_equal(embedded, embedded32)
