@@ -302,11 +302,14 @@ def train_frame_model(
     run: Path,
     log: Log,
     validate_start: bool = False,
+    watched: list[Domain] | None = None,
 ) -> dict:
     """Phases 1 and 2 with early stopping; resumes from `run/state.pt`. Returns the history.
 
     With `validate_start` (a model initialised from another checkpoint), the starting weights
-    are validated first and count as "epoch 0": if no epoch beats them, they are kept."""
+    are validated first and count as "epoch 0": if no epoch beats them, they are kept.
+    `watched` domains are validated on and choose the epoch like the others, but never train."""
+    validated = domains + (watched or [])
     state_path, best_path = run / "state.pt", run / "best_frame_model.pt"
     head_params = list(model.head.parameters()) + (list(model.frequency.parameters()) if model.frequency else [])
     epoch, best_auc, stale, history, saved = 0, -1.0, 0, [], None
@@ -316,7 +319,7 @@ def train_frame_model(
         model.load_state_dict(saved["model"])
         log(f"resuming after epoch {epoch} (best validation AUC {best_auc:.4f})")
     if validate_start and saved is None:
-        frame_auc, file_auc, by_domain = validate_domains(model, domains, config.kind, log)
+        frame_auc, file_auc, by_domain = validate_domains(model, validated, config.kind, log)
         best_auc = file_auc if config.kind == "video" else frame_auc
         history.append(
             {"epoch": 0, "phase": 0, "val_frame_auc": frame_auc, "val_file_auc": file_auc, "by_domain": by_domain}
@@ -357,7 +360,7 @@ def train_frame_model(
             optimizer.step()
             losses.append(loss.item())
         train_seconds = time.monotonic() - started
-        frame_auc, file_auc, by_domain = validate_domains(model, domains, config.kind, log)
+        frame_auc, file_auc, by_domain = validate_domains(model, validated, config.kind, log)
         target = file_auc if config.kind == "video" else frame_auc
         epoch += 1
         record = {
@@ -553,6 +556,22 @@ def load_domain(data: str, cache: Path, config: TrainConfig, log: Log) -> tuple[
     return Domain(name, train, val), items
 
 
+def load_watched_domain(data: str, cache: Path, config: TrainConfig, log: Log) -> Domain:
+    """The validation split of a source that only validates (`--validate-on`): it helps choose
+    the epoch, and none of its files trains the model."""
+    items = discover(data)
+    grouped_split(items, seed=config.seed)
+    val_items = [item for item in items if item.split == "val"]
+    cache_faces(val_items, cache, frames=config.frames)
+    keys = {item.key for item in val_items}
+    entries = [dict(e, split="val") for e in read_index(cache) if e["key"] in keys]
+    val = load_split(cache, entries, "val", config.max_items)
+    name = Path(data).parent.name if Path(data).is_file() else Path(data).name
+    empty = load_split(cache, [], "train", allow_empty=True)
+    log(f"{name} (validation only): val {len(val.crops)} crops ({len(val.files)} files, {int(val.labels.sum())} fake)")
+    return Domain(name, empty, val)
+
+
 def borrow_reals(domains: list[Domain], log: Log) -> None:
     """A source of fakes only (generated faces) is paired with the reals of the sources that
     have both classes (not with a source of reals only, whose framing may differ)."""
@@ -594,8 +613,8 @@ def run(args: argparse.Namespace) -> Path:
     random.seed(config.seed)
     log(f"training a {config.kind} model: {json.dumps(vars(args), default=str)}")
 
-    if len(args.cache) != len(args.data):
-        raise SystemExit("give one --cache per --data")
+    if len(args.cache) != len(args.data) or len(args.validate_cache) != len(args.validate_on):
+        raise SystemExit("give one --cache per --data and one --validate-cache per --validate-on")
     domains, items = [], []
     for data, cache in zip(args.data, args.cache, strict=True):
         domain, domain_items = load_domain(data, Path(cache), config, log)
@@ -612,6 +631,10 @@ def run(args: argparse.Namespace) -> Path:
     val_sources = np.concatenate([np.full(len(d.val.files), k) for k, d in enumerate(calibrated_on)])
     train = merge([d.train for d in domains]) if config.kind == "video" else None
     borrow_reals(domains, log)
+    watched = [
+        load_watched_domain(data, Path(cache), config, log)
+        for data, cache in zip(args.validate_on, args.validate_cache, strict=True)
+    ]
 
     name = "efficientnet_lstm" if config.kind == "video" else "efficientnet"
     from ml.inference import resolve_device
@@ -628,7 +651,9 @@ def run(args: argparse.Namespace) -> Path:
         log(f"initialised {copied} tensors from {args.init_from}")
     model.to(device)
     started = time.monotonic()
-    frame_report = train_frame_model(model, domains, config, run_dir, log, validate_start=bool(args.init_from))
+    frame_report = train_frame_model(
+        model, domains, config, run_dir, log, validate_start=bool(args.init_from), watched=watched
+    )
     if config.kind == "video" and args.aggregate == "mean":
         # No sequence head: a video's score is the mean of its frames' scores (validation chose
         # this over the LSTM before; `ml.training.crossval` measures both).
@@ -681,6 +706,7 @@ def run(args: argparse.Namespace) -> Path:
         "version": f"{name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M')}",
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": [str(d) for d in args.data],
+        "validated_on": [str(d) for d in args.validate_on],
         "data_note": args.data_note,
         "splits": split_counts,
         "train_config": {k: v for k, v in vars(config).items()},
@@ -711,6 +737,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cache", action="append", required=True, help="face-crop cache directory of each --data (resumable)"
     )
+    parser.add_argument(
+        "--validate-on",
+        action="append",
+        default=[],
+        help="a source whose validation split also chooses the epoch, but never trains (repeatable)",
+    )
+    parser.add_argument("--validate-cache", action="append", default=[], help="face-crop cache of each --validate-on")
     parser.add_argument("--device", default="auto", help="auto (CUDA if there is one), cpu or cuda")
     parser.add_argument(
         "--aggregate",

@@ -11,6 +11,7 @@ import torch
 
 from ml.checkpoint import load_checkpoint
 from ml.training import evaluate, train
+from ml.training.datasets import read_index
 from tests.conftest import shared_path
 from tests.media_factory import write_frames_from
 
@@ -113,6 +114,29 @@ def test_the_image_model_trains_and_its_checkpoint_loads(tiny_images, tmp_path):
     assert "| per photo |" in (tmp_path / "eval" / "summary.md").read_text()
     low, high = written["per_photo"]["roc_auc_interval"]
     assert low <= written["per_photo"]["roc_auc"] <= high
+
+
+def test_a_source_that_only_validates_chooses_the_epoch_and_never_trains(tiny_images, tiny_videos, tmp_path):
+    """`--validate-on`: its validation split is scored every epoch beside the training
+    sources'; its other files are not even cropped, so no frame of them can reach a batch."""
+    videos = sorted(tiny_videos.rglob("*.mp4"))
+    rows = ["path\tlabel\tgroup\tsplit"]
+    for k, path in enumerate(videos):
+        label = path.parent.name
+        rows.append(f"{path}\t{label}\t{path.stem}\t{'val' if k in (0, 3) else 'train'}")
+    manifest = tmp_path / "watched" / "manifest.tsv"
+    manifest.parent.mkdir()
+    manifest.write_text("\n".join(rows) + "\n")
+    args = ["image", "--data", str(tiny_images), "--cache", str(tmp_path / "cache"), "--run", str(tmp_path / "run")]
+    args += ["--validate-on", str(manifest), "--validate-cache", str(tmp_path / "watched-cache")]
+    args += ["--output", str(tmp_path / "model.pt"), "--epochs", "1", "--samples-per-epoch", "16"]
+    train.main([*args, "--batch-size", "8", "--frames", "10"])
+
+    history = load_checkpoint(tmp_path / "model.pt").provenance["history"]
+    assert {"tiny_lfw0", "watched"} <= set(history[-1]["by_domain"])
+    cached = {entry["key"] for entry in read_index(tmp_path / "watched-cache")}
+    assert len(cached) == 2  # the two validation videos, one of each class
+    assert "watched (validation only): val 20 crops (2 files, 10 fake)" in (tmp_path / "run" / "train.log").read_text()
 
 
 def test_the_video_model_trains_its_sequence_head(tiny_videos, tmp_path):
