@@ -102,6 +102,11 @@ class CropSet:
     def indices(self, label: int) -> np.ndarray:
         return np.flatnonzero(self.labels == label)
 
+    @classmethod
+    def empty(cls) -> CropSet:
+        no_index = np.empty(0, np.int64)
+        return cls(np.empty((0, 1, 1, 3), np.uint8), np.empty((0, 5, 2)), no_index, no_index.copy(), [])
+
 
 def load_split(cache_dir: Path, entries: list[dict], split: str, limit: int = 0, allow_empty: bool = False) -> CropSet:
     chosen = [e for e in entries if e["split"] == split and e.get("crops", 0) > 0]
@@ -117,9 +122,7 @@ def load_split(cache_dir: Path, entries: list[dict], split: str, limit: int = 0,
         owners.append(np.full(len(data["crops"]), i, np.int64))
     if not crops:
         if allow_empty:
-            return CropSet(
-                np.empty((0, 1, 1, 3), np.uint8), np.empty((0, 5, 2)), np.empty(0, np.int64), np.empty(0, np.int64), []
-            )
+            return CropSet.empty()
         raise SystemExit(f"no cached crops for the {split} split in {cache_dir}")
     return CropSet(
         np.concatenate(crops),
@@ -548,7 +551,7 @@ def load_domain(data: str, cache: Path, config: TrainConfig, log: Log) -> tuple[
     val = load_split(cache, entries, "val", config.max_items, allow_empty=True)
     if not len(train.labels):
         raise SystemExit(f"no cached crops for the train split of {data} in {cache}")
-    name = Path(data).parent.name if Path(data).is_file() else Path(data).name
+    name = source_name(data)
     log(
         f"{name}: train {len(train.crops)} crops ({len(train.files)} files, {int(train.labels.sum())} fake), "
         f"val {len(val.crops)} ({len(val.files)} files, {int(val.labels.sum())} fake)"
@@ -566,10 +569,14 @@ def load_watched_domain(data: str, cache: Path, config: TrainConfig, log: Log) -
     keys = {item.key for item in val_items}
     entries = [dict(e, split="val") for e in read_index(cache) if e["key"] in keys]
     val = load_split(cache, entries, "val", config.max_items)
-    name = Path(data).parent.name if Path(data).is_file() else Path(data).name
-    empty = load_split(cache, [], "train", allow_empty=True)
+    name = source_name(data)
     log(f"{name} (validation only): val {len(val.crops)} crops ({len(val.files)} files, {int(val.labels.sum())} fake)")
-    return Domain(name, empty, val)
+    return Domain(name, CropSet.empty(), val)
+
+
+def source_name(data: str) -> str:
+    """A source's name in logs and histories: its folder, or the folder of its manifest."""
+    return Path(data).parent.name if Path(data).is_file() else Path(data).name
 
 
 def borrow_reals(domains: list[Domain], log: Log) -> None:
