@@ -542,11 +542,7 @@ def load_domain(data: str, cache: Path, config: TrainConfig, log: Log) -> tuple[
     """Discover, split, crop (resumable) and load one source of training data."""
     items = discover(data)
     grouped_split(items, seed=config.seed)
-    cache_faces(items, cache, frames=config.frames)
-    by_key = {item.key: item for item in items}
-    entries = [e for e in read_index(cache) if e["key"] in by_key]
-    for entry in entries:
-        entry["split"] = by_key[entry["key"]].split  # the split of this run, not of the cache run
+    entries = cached_entries(items, cache, config)
     train = load_split(cache, entries, "train", config.max_items, allow_empty=True)
     val = load_split(cache, entries, "val", config.max_items, allow_empty=True)
     if not len(train.labels):
@@ -564,14 +560,19 @@ def load_watched_domain(data: str, cache: Path, config: TrainConfig, log: Log) -
     the epoch, and none of its files trains the model."""
     items = discover(data)
     grouped_split(items, seed=config.seed)
-    val_items = [item for item in items if item.split == "val"]
-    cache_faces(val_items, cache, frames=config.frames)
-    keys = {item.key for item in val_items}
-    entries = [dict(e, split="val") for e in read_index(cache) if e["key"] in keys]
+    entries = cached_entries([item for item in items if item.split == "val"], cache, config)
     val = load_split(cache, entries, "val", config.max_items)
     name = source_name(data)
     log(f"{name} (validation only): val {len(val.crops)} crops ({len(val.files)} files, {int(val.labels.sum())} fake)")
     return Domain(name, CropSet.empty(), val)
+
+
+def cached_entries(items: list, cache: Path, config: TrainConfig) -> list[dict]:
+    """Crop the items (resumable) and return their cache entries, each with the split of this
+    run, not of the run that cached it."""
+    cache_faces(items, cache, frames=config.frames)
+    by_key = {item.key: item for item in items}
+    return [dict(e, split=by_key[e["key"]].split) for e in read_index(cache) if e["key"] in by_key]
 
 
 def source_name(data: str) -> str:
