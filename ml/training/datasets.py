@@ -34,6 +34,7 @@ import numpy as np
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 SPLITS = ("train", "val", "test")
+PACK_MARKER = "pack.json"  # a folder holding it is a packed source (see `ml.training.pack`)
 
 
 @dataclass
@@ -66,10 +67,15 @@ def ids_for(path: Path) -> tuple[list[str], str]:
 
 
 def discover(source: str | Path) -> list[MediaItem]:
-    """Every labelled media file under a `real/` + `fake/` root, or listed in a manifest."""
+    """Every labelled media file under a `real/` + `fake/` root, listed in a manifest, or
+    packed (`ml.training.pack`: the files as they were where the pack was made, each with the
+    split it had there; their crops are in the pack, which is its own cache)."""
     source = Path(source)
     if source.is_file():
         return _from_manifest(source)
+    if (source / PACK_MARKER).exists():
+        fields = MediaItem.__dataclass_fields__
+        return [MediaItem(**{k: v for k, v in entry.items() if k in fields}) for entry in read_index(source)]
     items = []
     for path in sorted(source.rglob("*")):
         suffix = path.suffix.lower()
@@ -187,6 +193,8 @@ def cache_faces(
     index = out_dir / "index.jsonl"
     done = {entry["key"] for entry in read_index(out_dir)}
     todo = [item for item in items if item.key not in done]
+    if not todo:  # a finished cache (or a pack) needs neither the media nor the detector
+        return out_dir
     detector = FaceDetector(threads=1)  # other work usually runs beside a cache job
     started = time.monotonic()
     for item in tqdm(todo, desc="caching faces", unit="file", disable=not progress, file=sys.stderr):
@@ -258,8 +266,23 @@ def read_index(cache_dir: str | Path) -> list[dict]:
 
 
 def load_crops(cache_dir: str | Path, key: str) -> dict[str, np.ndarray]:
+    """One file's cached arrays: `crops` (N, S, S, 3) RGB uint8, `landmarks` (N, 5, 2) in crop
+    pixels, `boxes`, `frames`. A pack stores the crops as JPEG (`jpeg` bytes cut at
+    `jpeg_ends`); they are decoded here, so every reader sees the same arrays."""
     with np.load(Path(cache_dir) / f"{key}.npz") as data:
-        return {name: data[name] for name in data.files}
+        arrays = {name: data[name] for name in data.files}
+    if "jpeg" in arrays:
+        import cv2
+
+        buffer, ends = arrays.pop("jpeg"), arrays.pop("jpeg_ends")
+        starts = np.concatenate([[0], ends[:-1]])
+        arrays["crops"] = np.stack(
+            [
+                cv2.cvtColor(cv2.imdecode(buffer[a:b], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+                for a, b in zip(starts, ends, strict=True)
+            ]
+        )
+    return arrays
 
 
 def main(argv: Iterable[str] | None = None) -> int:

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -72,6 +73,7 @@ class TrainConfig:
     sequence_epochs: int = 40
     sequence_views: int = 2  # augmented passes over each training video for the LSTM stage
     seed: int = 0
+    workers: int = 0  # processes making training batches (0: in the training process)
     max_items: int = 0  # for smoke tests: use at most this many files per split
 
 
@@ -165,10 +167,11 @@ class Domain:
     val: CropSet
 
 
-def to_tensor(images: list[np.ndarray] | np.ndarray, model: DeepfakeModel) -> torch.Tensor:
-    """A normalised, channels-last batch on the model's device."""
+def to_tensor(images: list[np.ndarray] | np.ndarray | torch.Tensor, model: DeepfakeModel) -> torch.Tensor:
+    """A normalised, channels-last batch on the model's device (from HWC uint8 images)."""
     device = next(model.parameters()).device
-    batch = torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    batch = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.stack(images))
+    batch = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(model.config.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(model.config.std, device=device).view(1, 3, 1, 1)
     return ((batch - mean) / std).contiguous(memory_format=torch.channels_last)
@@ -216,6 +219,54 @@ def training_batch(
             images.append(augment(data.crops[rng.choice(fake)], size, rng))
             labels.append(1)
     return images, labels
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Endless training batches made in DataLoader worker processes (`--workers`), each worker
+    with its own random stream. Self-blending and augmentation run on the CPU at ~150 images/s
+    a core, so a GPU that trains on thousands a second needs many cores making batches."""
+
+    def __init__(self, domains: list[Domain], config: TrainConfig, size: int, seed: int) -> None:
+        self.domains, self.config, self.size, self.seed = domains, config, size, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, info.id if info else 0])
+        while True:
+            images, labels = training_batch(self.domains, self.config, self.size, rng)
+            yield torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.float32)
+
+
+def _quiet_worker(_: int) -> None:
+    # One thread each: the workers already fill the cores.
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def batches(domains: list[Domain], config: TrainConfig, size: int, steps: int, seed: int):
+    """`steps` (images, labels) batches for one epoch: made here with `--workers 0` (the
+    default, and what these 2-core machines do best), else by that many worker processes."""
+    if config.workers <= 0:
+        rng = np.random.default_rng(seed)
+        for _ in range(steps):
+            images, labels = training_batch(domains, config, size, rng)
+            yield images, torch.tensor(labels, dtype=torch.float32)
+        return
+    loader = torch.utils.data.DataLoader(
+        BatchStream(domains, config, size, seed),
+        batch_size=None,
+        num_workers=config.workers,
+        worker_init_fn=_quiet_worker,
+        pin_memory=torch.cuda.is_available(),
+        prefetch_factor=4,
+        # Forked workers share the crops (gigabytes) copy-on-write; another start method
+        # (Python 3.14's default on Linux) would pickle them to every worker.
+        multiprocessing_context="fork",
+    )
+    for step, batch in enumerate(loader):
+        if step == steps:
+            break
+        yield batch
 
 
 # -- the frame model ----------------------------------------------------------------------------
@@ -329,7 +380,6 @@ def train_frame_model(
         )
         torch.save(model.state_dict(), best_path)
         log(f"epoch 0 (the starting weights): val AUC frame {frame_auc:.4f} file {file_auc:.4f}")
-    rng = np.random.default_rng(config.seed + epoch)
     steps = max(1, config.samples_per_epoch // config.batch_size)
     size = model.config.input_size
     optimizer, optimizer_phase = None, 0
@@ -351,10 +401,10 @@ def train_frame_model(
         started = time.monotonic()
         train_mode(model, trainable)
         losses = []
-        for _ in range(steps):
-            images, labels = training_batch(domains, config, size, rng)
+        # Each epoch's batches are seeded by the epoch, so a resumed run draws what it would have.
+        for images, labels in batches(domains, config, size, steps, seed=config.seed + epoch):
             x = to_tensor(images, model)
-            y = torch.tensor(labels, dtype=torch.float32, device=x.device)
+            y = labels.to(x.device)
             with autocast(model):
                 logits = model(x)[:, 0].float()
             loss = F.binary_cross_entropy_with_logits(logits, y)
@@ -777,6 +827,7 @@ def main(argv: list[str] | None = None) -> int:
         "unfreeze_blocks",
         "patience",
         "seed",
+        "workers",
     ):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int)
     for name in ("lr_head", "lr_backbone", "sbi_share"):
