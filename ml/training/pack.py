@@ -3,6 +3,7 @@
     python -m ml.training.pack build OUT --data DATA --cache CACHE [--data ... --cache ...] \
         [--validate-on DATA --validate-cache CACHE] [--size 224] [--quality 90] [--part-mb 28]
     python -m ml.training.pack merge PART DEST
+    python -m ml.training.pack train DEST KIND --run RUN --output MODEL [ml.training.train options]
 
 Why: a lent GPU machine (see README, "Training on a lent GPU") gets the working tree and at
 most 64 MiB beside it per call, and no `../shared`, no imported sources, no MTCNN. What
@@ -10,7 +11,9 @@ training needs of a source is its cached crops, landmarks and split, so a source
 as a crop cache whose crops are JPEG: `OUT/part-K/NAME/` holds `pack.json`, `index.jsonl`
 (the cache's entries, each with the split it has here) and one `.npz` per file. Merged
 parts make `DEST/NAME`, which `ml.training.train` (and `crossval`) take as `--data DEST/NAME
---cache DEST/NAME`: the pack is both the source and its cache.
+--cache DEST/NAME`: the pack is both the source and its cache. `pack train` does that for
+every source in DEST (a source packed for validation only goes to `--validate-on`), and on a
+GPU lets all cores but one make batches (`--workers`).
 
 What is packed: the train and validation splits (never the test split, which only the
 scoreboard here reads); of a `--validate-on` source only its validation split. Files are
@@ -24,28 +27,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ml.training.datasets import PACK_MARKER, cache_faces, discover, grouped_split, load_crops, read_index
-
-
-@dataclass
-class PackedFile:
-    source: str  # the pack's name for the source (its folder)
-    entry: dict  # the cache entry, with the split of this pack
-    arrays: dict[str, np.ndarray]  # what `load_crops` reads back (crops as JPEG)
-
-    @property
-    def size(self) -> int:
-        return sum(array.nbytes for array in self.arrays.values())
 
 
 def encode(crops: dict[str, np.ndarray], size: int, quality: int) -> dict[str, np.ndarray]:
@@ -109,27 +101,35 @@ def build(
     for data, cache, splits in sources:
         name = unique_name(data, names)
         entries = source_entries(data, cache, splits, frames, seed)
-        work += [(name, data, entry, cache) for entry in entries]
+        work += [(name, data, splits, entry, cache) for entry in entries]
         log(f"{name}: {len(entries)} files ({', '.join(splits)}) from {data}")
     random.Random(seed).shuffle(work)
     limit = part_mb * 2**20
     parts: list[Path] = []
     used = limit  # start a part with the first file
     counts: dict[tuple[str, str], int] = {}
-    for name, data, entry, cache in work:
-        packed = PackedFile(name, entry, encode(load_crops(cache, entry["key"]), size, quality))
-        if used + packed.size > limit:
+    for name, data, splits, entry, cache in work:
+        arrays = encode(load_crops(cache, entry["key"]), size, quality)
+        nbytes = sum(array.nbytes for array in arrays.values())
+        if used + nbytes > limit:
             parts.append(out / f"part-{len(parts) + 1}")
             used = 0
         folder = parts[-1] / name
         if not (folder / PACK_MARKER).exists():
             folder.mkdir(parents=True, exist_ok=True)
-            marker = {"source": name, "data": str(data), "size": size, "quality": quality, "seed": seed}
+            marker = {
+                "source": name,
+                "data": str(data),
+                "splits": list(splits),
+                "size": size,
+                "quality": quality,
+                "seed": seed,
+            }
             (folder / PACK_MARKER).write_text(json.dumps(marker, indent=1) + "\n")
-        np.savez(folder / f"{entry['key']}.npz", **packed.arrays)
+        np.savez(folder / f"{entry['key']}.npz", **arrays)
         with (folder / "index.jsonl").open("a") as handle:
             handle.write(json.dumps(entry) + "\n")
-        used += packed.size
+        used += nbytes
         counts[(name, entry["split"])] = counts.get((name, entry["split"]), 0) + 1
     for part in parts:
         megabytes = sum(f.stat().st_size for f in part.rglob("*") if f.is_file()) / 2**20
@@ -164,6 +164,22 @@ def merge(part: Path, dest: Path) -> int:
     return added
 
 
+def train_arguments(dest: Path, kind: str, options: list[str]) -> list[str]:
+    """The `ml.training.train` command line that trains on every source merged into `dest`."""
+    import torch
+
+    arguments = [kind]
+    for folder in sorted(p for p in dest.iterdir() if (p / PACK_MARKER).exists()):
+        marker = json.loads((folder / PACK_MARKER).read_text())
+        role = ("--validate-on", "--validate-cache") if marker["splits"] == ["val"] else ("--data", "--cache")
+        arguments += [role[0], str(folder), role[1], str(folder)]
+    if "--data" not in arguments:
+        raise SystemExit(f"no packed training source in {dest}: merge the parts first")
+    if "--workers" not in options and torch.cuda.is_available():
+        arguments += ["--workers", str(max(1, (os.cpu_count() or 2) - 1))]
+    return arguments + options
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.training.pack", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -181,7 +197,18 @@ def main(argv: Iterable[str] | None = None) -> int:
     merging = commands.add_parser("merge", help="add a part to a pack (on the machine that trains)")
     merging.add_argument("part", type=Path)
     merging.add_argument("dest", type=Path)
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    training = commands.add_parser(
+        "train", help="train on every source of a merged pack (options: ml.training.train's)"
+    )
+    training.add_argument("dest", type=Path)
+    training.add_argument("kind", choices=["image", "video"])
+    args, options = parser.parse_known_args(list(argv) if argv is not None else None)
+    if args.command == "train":
+        from ml.training import train
+
+        return train.main(train_arguments(args.dest, args.kind, options))
+    if options:
+        parser.error(f"unrecognized arguments: {' '.join(options)}")
 
     if args.command == "merge":
         added = merge(args.part, args.dest)

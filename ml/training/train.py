@@ -74,6 +74,7 @@ class TrainConfig:
     sequence_views: int = 2  # augmented passes over each training video for the LSTM stage
     seed: int = 0
     workers: int = 0  # processes making training batches (0: in the training process)
+    max_minutes: float = 0  # start no epoch that would end past this (0: no limit); resumable
     max_items: int = 0  # for smoke tests: use at most this many files per split
 
 
@@ -364,6 +365,7 @@ def train_frame_model(
     are validated first and count as "epoch 0": if no epoch beats them, they are kept.
     `watched` domains are validated on and choose the epoch like the others, but never train."""
     validated = domains + (watched or [])
+    began, last_epoch_seconds = time.monotonic(), 0.0  # for --max-minutes (the first epoch always runs)
     state_path, best_path = run / "state.pt", run / "best_frame_model.pt"
     head_params = list(model.head.parameters()) + (list(model.frequency.parameters()) if model.frequency else [])
     epoch, best_auc, stale, history, saved = 0, -1.0, 0, [], None
@@ -383,7 +385,12 @@ def train_frame_model(
     steps = max(1, config.samples_per_epoch // config.batch_size)
     size = model.config.input_size
     optimizer, optimizer_phase = None, 0
-    while epoch < config.epochs and stale < config.patience:
+
+    def time_for_another_epoch() -> bool:
+        budget = config.max_minutes * 60
+        return not budget or time.monotonic() - began + last_epoch_seconds <= budget
+
+    while epoch < config.epochs and stale < config.patience and time_for_another_epoch():
         phase = 1 if epoch < config.head_epochs else 2
         trainable = set_trainable(model, 0 if phase == 1 else config.unfreeze_blocks)
         if optimizer_phase != phase:
@@ -448,8 +455,14 @@ def train_frame_model(
             "optimizer": optimizer.state_dict(),
         }
         torch.save(saved, state_path)
+        last_epoch_seconds = record["seconds"]
     if stale >= config.patience:
         log(f"early stop: no better validation AUC for {config.patience} epochs")
+    elif epoch < config.epochs:
+        log(
+            f"stopping after epoch {epoch}: another would pass --max-minutes {config.max_minutes:g}; "
+            "run the command again to go on"
+        )
     model.load_state_dict(torch.load(best_path, weights_only=True, map_location="cpu"))
     return {"history": history, "best_val_auc": best_auc}
 
@@ -830,7 +843,7 @@ def main(argv: list[str] | None = None) -> int:
         "workers",
     ):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int)
-    for name in ("lr_head", "lr_backbone", "sbi_share"):
+    for name in ("lr_head", "lr_backbone", "sbi_share", "max_minutes"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float)
     args = parser.parse_args(argv)
     run(args)

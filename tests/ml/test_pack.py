@@ -86,21 +86,21 @@ def test_parts_of_different_packs_do_not_mix(cached_photos, packed, tmp_path):
         pack.merge(other[0], tmp_path / "dest")
 
 
-def test_a_merged_pack_trains_with_batches_made_by_worker_processes(packed, tmp_path):
-    """What a GPU machine runs: the pack is its own cache (no media, no face detector there)."""
-    _, parts = packed
+def test_a_merged_pack_trains_on_every_source_it_holds(cached_photos, tmp_path):
+    """What a GPU machine runs: the pack is its own cache (no media, no face detector there),
+    and a source packed for validation only validates."""
+    root, cache = cached_photos
+    sources = [(str(root), cache, ("train", "val")), (str(root), cache, ("val",))]
+    parts = pack.build(tmp_path / "parts", sources, part_mb=0.1, log=lambda _: None)
     dest = tmp_path / "pack"
     for part in parts:
         pack.merge(part, dest)
-    source = next(p for p in dest.iterdir())
     output = tmp_path / "model.pt"
-    train.main(
+    pack.main(
         [
+            "train",
+            str(dest),
             "image",
-            "--data",
-            str(source),
-            "--cache",
-            str(source),
             "--run",
             str(tmp_path / "run"),
             "--output",
@@ -119,9 +119,12 @@ def test_a_merged_pack_trains_with_batches_made_by_worker_processes(packed, tmp_
         ]
     )
     provenance = load_checkpoint(output, expected_name="efficientnet").provenance
+    assert provenance["data"] == [str(dest / root.name)]
+    assert provenance["validated_on"] == [str(dest / f"{root.name}-2")]
     assert provenance["splits"]["test"] == {"files": 0, "fake": 0}  # the test split stayed home
     assert provenance["splits"]["train"]["files"] > 0
     assert provenance["history"][-1]["loss"] > 0
+    assert set(provenance["history"][-1]["by_domain"]) == {root.name, f"{root.name}-2"}
 
 
 def test_worker_processes_draw_their_own_batches(packed, tmp_path):

@@ -289,3 +289,33 @@ def test_reported_figures_are_computed_in_float32_on_every_machine(monkeypatch):
     assert not np.array_equal(fast, float32)  # bfloat16 did run
     np.testing.assert_array_equal(exact, float32)
     np.testing.assert_array_equal(embedded, embedded32)
+
+
+def test_a_time_budget_stops_between_epochs_and_the_same_command_goes_on(tiny_images, tmp_path):
+    output = tmp_path / "efficientnet.pt"
+    command = [
+        "image",
+        "--data",
+        str(tiny_images),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--run",
+        str(tmp_path / "run"),
+        "--output",
+        str(output),
+        "--epochs",
+        "3",
+        "--samples-per-epoch",
+        "16",
+        "--batch-size",
+        "8",
+        "--patience",
+        "5",
+        "--no-pretrained",
+    ]
+    # The first epoch always runs; after it, any other would pass a budget of a few milliseconds.
+    train.main([*command, "--max-minutes", "0.0001"])
+    assert [h["epoch"] for h in load_checkpoint(output).provenance["history"]] == [1]
+    assert "another would pass --max-minutes" in (tmp_path / "run" / "train.log").read_text()
+    train.main(command)
+    assert [h["epoch"] for h in load_checkpoint(output).provenance["history"]] == [1, 2, 3]
