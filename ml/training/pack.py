@@ -26,6 +26,7 @@ augmentation re-compresses at quality 40-95 anyway.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import random
@@ -40,9 +41,14 @@ import numpy as np
 from ml.training.datasets import PACK_MARKER, cache_faces, discover, grouped_split, load_crops, read_index
 
 
-def encode(crops: dict[str, np.ndarray], size: int, quality: int) -> dict[str, np.ndarray]:
+def encode(crops: dict[str, np.ndarray], size: int, quality: int, frames_per_file: int = 0) -> dict[str, np.ndarray]:
     """A cached file's arrays with its crops resized to `size` (landmarks scaled alike) and
-    JPEG-encoded into one byte buffer."""
+    JPEG-encoded into one byte buffer; with `frames_per_file`, only that many of a video's
+    crops, evenly spaced (neighbouring frames teach a frame model little more than one)."""
+    count = len(crops["crops"])
+    if frames_per_file and count > frames_per_file:
+        keep = np.linspace(0, count - 1, frames_per_file).round().astype(int)
+        crops = {k: v[keep] for k, v in crops.items()}
     images, scale = crops["crops"], 1.0
     if images.shape[1] != size:
         scale = size / images.shape[1]
@@ -90,12 +96,13 @@ def build(
     size: int = 224,
     quality: int = 90,
     part_mb: float = 28,
+    frames_per_file: int = 0,
     frames: int = 64,
     seed: int = 0,
     log=print,
 ) -> list[Path]:
     """Pack every (data, cache, splits) source into `out/part-K/NAME/`; returns the parts.
-    A part holds at most `part_mb` MiB of crops (a single larger file gets a part of its own)."""
+    A part takes at most `part_mb` MiB on disk (a single larger file gets a part of its own)."""
     names: set[str] = set()
     work = []
     for data, cache, splits in sources:
@@ -109,8 +116,12 @@ def build(
     used = limit  # start a part with the first file
     counts: dict[tuple[str, str], int] = {}
     for name, data, splits, entry, cache in work:
-        arrays = encode(load_crops(cache, entry["key"]), size, quality)
-        nbytes = sum(array.nbytes for array in arrays.values())
+        arrays = encode(load_crops(cache, entry["key"]), size, quality, frames_per_file)
+        entry = dict(entry, crops=len(arrays["jpeg_ends"]))
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        line = json.dumps(entry) + "\n"
+        nbytes = buffer.tell() + len(line)
         if used + nbytes > limit:
             parts.append(out / f"part-{len(parts) + 1}")
             used = 0
@@ -123,12 +134,15 @@ def build(
                 "splits": list(splits),
                 "size": size,
                 "quality": quality,
+                "frames_per_file": frames_per_file,
                 "seed": seed,
             }
-            (folder / PACK_MARKER).write_text(json.dumps(marker, indent=1) + "\n")
-        np.savez(folder / f"{entry['key']}.npz", **arrays)
+            text = json.dumps(marker, indent=1) + "\n"
+            (folder / PACK_MARKER).write_text(text)
+            used += len(text)
+        (folder / f"{entry['key']}.npz").write_bytes(buffer.getvalue())
         with (folder / "index.jsonl").open("a") as handle:
-            handle.write(json.dumps(entry) + "\n")
+            handle.write(line)
         used += nbytes
         counts[(name, entry["split"])] = counts.get((name, entry["split"]), 0) + 1
     for part in parts:
@@ -192,6 +206,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     packing.add_argument("--size", type=int, default=224, help="crop side in pixels (the model's input: 224)")
     packing.add_argument("--quality", type=int, default=90, help="JPEG quality")
     packing.add_argument("--part-mb", type=float, default=28, help="MiB per part (what one call can carry)")
+    packing.add_argument(
+        "--frames-per-file", type=int, default=0, help="pack at most this many crops of each video, evenly (0: all)"
+    )
     packing.add_argument("--frames", type=int, default=64, help="frames per video, if a cache must be completed")
     packing.add_argument("--seed", type=int, default=0, help="the split seed of ml.training.train")
     merging = commands.add_parser("merge", help="add a part to a pack (on the machine that trains)")
@@ -222,7 +239,9 @@ def main(argv: Iterable[str] | None = None) -> int:
         parser.error(f"{args.out} is not empty: packs are built whole, into a new folder")
     sources = [(d, Path(c), ("train", "val")) for d, c in zip(args.data, args.cache, strict=True)]
     sources += [(d, Path(c), ("val",)) for d, c in zip(args.validate_on, args.validate_cache, strict=True)]
-    parts = build(args.out, sources, args.size, args.quality, args.part_mb, args.frames, args.seed)
+    parts = build(
+        args.out, sources, args.size, args.quality, args.part_mb, args.frames_per_file, args.frames, args.seed
+    )
     print(f"{len(parts)} parts in {args.out}", file=sys.stderr)
     return 0
 

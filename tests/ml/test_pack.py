@@ -143,3 +143,19 @@ def test_worker_processes_draw_their_own_batches(packed, tmp_path):
     assert len({i.tobytes() for i in images}) == 4
     labels = np.concatenate([b[1].numpy() for b in batches])
     assert 0 < labels.mean() < 1
+
+
+def test_a_video_can_be_packed_with_fewer_frames_evenly_spaced(tmp_path):
+    crops = np.stack([np.full((256, 256, 3), 20 * k, np.uint8) for k in range(10)])
+    cached = {
+        "crops": crops,
+        "landmarks": np.tile(np.arange(10, dtype=np.float32)[:, None, None], (1, 5, 2)),
+        "frames": np.arange(0, 100, 10, dtype=np.int32),
+    }
+    arrays = pack.encode(cached, 128, 90, frames_per_file=4)
+    assert arrays["frames"].tolist() == [0, 30, 60, 90]
+    assert arrays["landmarks"][:, 0, 0].tolist() == [0, 1.5, 3, 4.5]  # frames 0, 3, 6, 9, scaled by 0.5
+    np.savez(tmp_path / "video.npz", **arrays)
+    decoded = load_crops(tmp_path, "video")["crops"]
+    assert decoded.shape == (4, 128, 128, 3)
+    assert [round(float(image.mean())) for image in decoded] == [0, 60, 120, 180]
