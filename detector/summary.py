@@ -1,7 +1,7 @@
 """One summary of an analysis: the keys every way out shares, with the same names and the
 same rounding. The status JSON of the result page, the webhook and the JSON report start from
 `of(analysis)` and add their own; the command line and its reports start from
-`verdict_fields(result)` of an engine result; the API's serializer declares the same names.
+`verdict_fields(result)` of an engine result; the API's serializer lists these names.
 """
 
 from detector.models import Analysis

@@ -12,6 +12,7 @@ from detector.models import (
     Review,
     Track,
 )
+from detector.summary import VERDICT_FIELDS
 from detector.verdicts import FIELD_HELP
 from detector.webhooks import WebhookTargetError, check_target
 from ml.formats import DEFAULT_FRAMES, MAX_FRAMES, MIN_FRAMES
@@ -211,16 +212,9 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "progress",
             "failure_reason",
             "failure_message",
-            "verdict",
-            "fake_probability",
-            "confidence",
-            "threshold",
-            "uncertain_low",
-            "uncertain_high",
-            "model_name",
-            "model_version",
-            "frames_analyzed",
-            "faces_detected",
+            # The names every way out shares (`detector.summary`); frames_requested is above,
+            # with what the upload asked for.
+            *(name for name in VERDICT_FIELDS if name != "frames_requested"),
             "aggregates",
             "emotions",
             "emotion_changes",
