@@ -2,12 +2,18 @@
 
     .venv/bin/python -m bench.bench_engine [--video PATH] [--photo PATH] [--threads N]
     .venv/bin/python -m bench.bench_engine --baseline GIT_REF [--repeats 5] [--own-weights]
+    .venv/bin/python -m bench.bench_engine --baseline GIT_REF --for-device .bench   # what a GPU machine needs
+    python3 -m bench.bench_engine --device cuda --baseline .bench/base --video .bench/720p.mp4 \
+        --clip-1080p .bench/1080p.mp4 --photo .bench/photo.jpg          # there (carry .bench)
 
 With --baseline, the ref's engine (checked out in a temporary worktree) and this checkout's
 run in two processes, asked in turn on the same files with the same weights (or, with
 --own-weights, each its own checkout's shipped models: a new model against the old): the issue's
 cases (720p and 1080p, 10 s, at 20/32/100 frames, and a 1080p multi-face photo), the median
 of each, and their ratio. Only figures from one such run compare: these machines are noisy.
+Where there is no git history and no ../shared (a lent GPU machine gets the working tree and
+what it carries), `--for-device DIR` puts the ref's engine (its `ml/`, without weights: both
+engines load this checkout's) and the three files into DIR; README "Speed" has the recipe.
 
 A 10 s 720p FaceForensics++ video at 10..100 frames, a 1080p photo, live camera frames
 through the live scoring service (HTTP, as the web app sends them), and the process's peak RSS.
@@ -103,6 +109,19 @@ def clip_1080p(source: Path, folder: Path) -> Path:
     return target
 
 
+def made_1080p(source: Path) -> Path:
+    """`clip_1080p` of the video, kept between runs."""
+    cache = Path.home() / ".cache" / "deepfake-forensics" / "bench"
+    cache.mkdir(parents=True, exist_ok=True)
+    return clip_1080p(source, cache)
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return f"{device} ({torch.get_num_threads()} cores)" if device == "cpu" else device
+
+
 def photo_1080p(source: Path, folder: Path) -> Path:
     photo = folder / "photo_1080p.jpg"
     image = cv2.imread(str(source))
@@ -121,20 +140,45 @@ CASES = [
 ]
 
 
+def for_device(args, folder: Path) -> int:
+    """Fill `folder` with what `--baseline` needs where there is neither git history nor
+    ../shared: the ref's `ml/` (without weights) and the 720p, 1080p and photo files."""
+    import shutil
+    import subprocess
+
+    base = folder / "base"
+    if base.exists():
+        shutil.rmtree(base)
+    base.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", args.baseline, "ml", ":(exclude)ml/weights/*.pt"], cwd=ROOT, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+    shutil.copy(args.video, folder / "720p.mp4")
+    shutil.copy(args.clip_1080p or made_1080p(args.video), folder / "1080p.mp4")
+    photo_1080p(args.photo, folder).replace(folder / "photo.jpg")
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+    print(f"{folder}: the engine of {args.baseline} and three files, {size:.1f} MiB to carry")
+    return 0
+
+
 def side_by_side(args, scratch: Path) -> int:
     """The ref's engine and this one, interleaved on the same files; medians and ratios."""
-    from bench.engines import Engine, Worktree, commit_of
+    from bench.engines import Engine, baseline
 
-    cache = Path.home() / ".cache" / "deepfake-forensics" / "bench"
-    cache.mkdir(parents=True, exist_ok=True)
-    files = {"720p": args.video, "1080p": clip_1080p(args.video, cache), "photo": photo_1080p(args.photo, scratch)}
+    files = {
+        "720p": args.video,
+        "1080p": args.clip_1080p or made_1080p(args.video),
+        "photo": photo_1080p(args.photo, scratch),
+    }
+    files = {which: path.resolve() for which, path in files.items()}  # the engines run in their own folders
     models = (model_path("efficientnet_lstm", scratch), model_path("efficientnet", scratch))
-    with Worktree(args.baseline) as checkout:
-        engines = [Engine(f"baseline {commit_of(args.baseline)}", checkout), Engine("current", ROOT)]
+    with baseline(args.baseline) as (name, checkout):
+        engines = [Engine(name, checkout), Engine("current", ROOT)]
         for engine in engines:
             weights = engine.root / "ml" / "weights"
             own = (weights / "efficientnet_lstm.pt", weights / "efficientnet.pt")
-            engine.start(args.threads, *(own if args.own_weights else models))
+            engine.start(args.threads, *(own if args.own_weights else models), device=args.device)
         try:
             for _label, kind, which, frames, _ in CASES:  # warm-up: first calls are not per analysis
                 for engine in engines:
@@ -149,7 +193,8 @@ def side_by_side(args, scratch: Path) -> int:
             for engine in engines:
                 engine.stop()
     base, current = (engine.name for engine in engines)
-    print(f"median of {args.repeats} interleaved runs, seconds, torch threads {args.threads or 'one per core'}")
+    threads = args.threads or "one per core"
+    print(f"median of {args.repeats} interleaved runs, seconds, on {device_name(args.device)}, torch threads {threads}")
     print(f"{'case':28} {base:>18} {current:>10} {'ratio':>7} {'target':>7}")
     for label, _, _, _, target in CASES:
         b, c = statistics.median(times[label][base]), statistics.median(times[label][current])
@@ -168,25 +213,39 @@ def main() -> int:
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--baseline", metavar="GIT_REF", help="time this ref's engine beside the current one")
+    parser.add_argument(
+        "--baseline", metavar="GIT_REF", help="time this ref's engine (or a folder holding a checkout) beside this one"
+    )
+    parser.add_argument("--device", default="cpu", help="where the engines run: cpu, or cuda on a GPU machine")
+    parser.add_argument(
+        "--clip-1080p", type=Path, help="with --baseline: the 1080p clip (default: made from --video with PyAV)"
+    )
     parser.add_argument(
         "--own-weights",
         action="store_true",
         help="with --baseline: each engine loads its own checkout's shipped models (a new model against the old)",
     )
+    parser.add_argument("--for-device", type=Path, metavar="DIR", help="with --baseline: prepare DIR for a GPU machine")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp())
+    if args.for_device:
+        if not args.baseline:
+            parser.error("--for-device needs --baseline GIT_REF")
+        return for_device(args, args.for_device)
     if args.baseline:
         return side_by_side(args, scratch)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
-    video_detector = Detector.load(model_path("efficientnet_lstm", scratch), device="cpu")
-    image_detector = Detector.load(model_path("efficientnet", scratch), device="cpu")
+    video_detector = Detector.load(model_path("efficientnet_lstm", scratch), device=args.device)
+    image_detector = Detector.load(model_path("efficientnet", scratch), device=args.device)
     loaded = time.perf_counter() - t0
     threads = torch.get_num_threads()
-    print(f"models loaded in {loaded:.1f} s; torch threads {threads}; bf16 {video_detector.bf16}")
+    print(
+        f"models loaded in {loaded:.1f} s on {device_name(args.device)}; torch threads {threads}; "
+        f"bf16 {video_detector.bf16}"
+    )
 
     capture = cv2.VideoCapture(str(args.video))
     size = f"{int(capture.get(3))}x{int(capture.get(4))}"

@@ -14,6 +14,8 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +28,10 @@ import torch
 from ml.inference import Detector
 
 threads, video_model, photo_model = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+device = sys.argv[4] if len(sys.argv) > 4 else "cpu"
 if threads:
     torch.set_num_threads(threads)
-detectors = {"video": Detector.load(video_model, device="cpu"), "image": Detector.load(photo_model, device="cpu")}
+detectors = {"video": Detector.load(video_model, device=device), "image": Detector.load(photo_model, device=device)}
 print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:
     request = json.loads(line)
@@ -57,9 +60,9 @@ class Engine:
     root: Path
     process: subprocess.Popen = field(init=False)
 
-    def start(self, threads: int, video_model: Path, photo_model: Path) -> "Engine":
+    def start(self, threads: int, video_model: Path, photo_model: Path, device: str = "cpu") -> "Engine":
         self.process = subprocess.Popen(
-            [sys.executable, "-c", ENGINE, str(threads), str(video_model), str(photo_model)],
+            [sys.executable, "-c", ENGINE, str(threads), str(video_model), str(photo_model), device],
             cwd=self.root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -108,6 +111,18 @@ class Worktree:
 
     def __exit__(self, *exc) -> None:
         subprocess.run(["git", "worktree", "remove", "--force", str(self.path)], cwd=ROOT, capture_output=True)
+
+
+@contextmanager
+def baseline(ref: str) -> Iterator[tuple[str, Path]]:
+    """The baseline engine's name and checkout: a git ref, checked out in a temporary worktree,
+    or a folder that already holds one (where there is no history, as on a lent GPU machine,
+    which gets the working tree and what it carries: `git archive REF | tar -x -C .bench/base`)."""
+    if Path(ref).is_dir():
+        yield f"baseline {Path(ref).name}", Path(ref).resolve()
+        return
+    with Worktree(ref) as checkout:
+        yield f"baseline {commit_of(ref)}", checkout
 
 
 def commit_of(ref: str) -> str:

@@ -15,13 +15,15 @@ import tempfile
 from pathlib import Path
 
 from bench.bench_engine import SHARED, model_path
-from bench.engines import Engine, Worktree, commit_of
+from bench.engines import Engine, baseline
 from bench.serving import ROOT
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--baseline", metavar="GIT_REF", required=True)
+    parser.add_argument(
+        "--baseline", metavar="GIT_REF", required=True, help="a git ref, or a folder holding a checkout"
+    )
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--limit", type=int, default=0, help="the first N videos only (0: all)")
     parser.add_argument("--threads", type=int, default=0)
@@ -30,8 +32,8 @@ def main() -> int:
     videos = videos[: args.limit] if args.limit else videos
     scratch = Path(tempfile.mkdtemp())
     models = (model_path("efficientnet_lstm", scratch), model_path("efficientnet", scratch))
-    with Worktree(args.baseline) as checkout:
-        base = Engine(f"baseline {commit_of(args.baseline)}", checkout).start(args.threads, *models)
+    with baseline(args.baseline) as (name, checkout):
+        base = Engine(name, checkout).start(args.threads, *models)
         current = Engine("current", ROOT).start(args.threads, *models)
         try:
             pairs = [(v, base.ask("video", v, args.frames), current.ask("video", v, args.frames)) for v in videos]
