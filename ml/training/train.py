@@ -238,12 +238,6 @@ class BatchStream(torch.utils.data.IterableDataset):
             yield torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.float32)
 
 
-def _quiet_worker(_: int) -> None:
-    # One thread each: the workers already fill the cores.
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-
-
 def batches(domains: list[Domain], config: TrainConfig, size: int, steps: int, seed: int):
     """`steps` (images, labels) batches for one epoch: made in this process with `--workers 0`
     (the default), else by that many worker processes. (On these 2 cores one worker beside
@@ -254,11 +248,15 @@ def batches(domains: list[Domain], config: TrainConfig, size: int, steps: int, s
             images, labels = training_batch(domains, config, size, rng)
             yield images, torch.tensor(labels, dtype=torch.float32)
         return
+    # OpenCV's thread pool is stopped here, before the workers are forked: a forked worker
+    # that changes or uses a pool whose threads it did not inherit waits for them forever (seen
+    # with `cv2.setNumThreads(1)` in a worker). Each worker then runs OpenCV on its one thread,
+    # as torch's worker loop already does for torch; this process only validates with OpenCV.
+    cv2.setNumThreads(1)
     loader = torch.utils.data.DataLoader(
         BatchStream(domains, config, size, seed),
         batch_size=None,
         num_workers=config.workers,
-        worker_init_fn=_quiet_worker,
         pin_memory=torch.cuda.is_available(),
         prefetch_factor=4,
         # Forked workers share the crops (gigabytes) copy-on-write; another start method
