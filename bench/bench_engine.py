@@ -232,6 +232,8 @@ def main() -> int:
         if not args.baseline:
             parser.error("--for-device needs --baseline GIT_REF")
         return for_device(args, args.for_device)
+    if args.own_weights and args.baseline and Path(args.baseline).is_dir():
+        parser.error("--own-weights needs a git ref: a prepared folder holds no weights")
     if args.baseline:
         return side_by_side(args, scratch)
     if args.threads:

@@ -5,7 +5,7 @@
     python -m ml.training.pack merge PART DEST
     python -m ml.training.pack train DEST KIND --run RUN --output MODEL [ml.training.train options]
 
-Why: a lent GPU machine (see README, "Training on a lent GPU") gets the working tree and at
+Why: a lent GPU machine (README, "Training on a lent GPU machine") gets the working tree and at
 most 64 MiB beside it per call, and no `../shared`, no imported sources, no MTCNN. What
 training needs of a source is its cached crops, landmarks and split, so a source is packed
 as a crop cache whose crops are JPEG: `OUT/part-K/NAME/` holds `pack.json`, `index.jsonl`
