@@ -241,7 +241,7 @@ class BatchStream(torch.utils.data.IterableDataset):
 def batches(domains: list[Domain], config: TrainConfig, size: int, steps: int, seed: int):
     """`steps` (images, labels) batches for one epoch: made in this process with `--workers 0`
     (the default), else by that many worker processes. (On these 2 cores one worker beside
-    training gave 14-16 images/s against 11-12, 2026-11-28.)"""
+    training gave 14-18 images/s against 11-12, 2026-11-28.)"""
     if config.workers <= 0:
         rng = np.random.default_rng(seed)
         for _ in range(steps):
