@@ -1,7 +1,6 @@
 """Packing crop caches for a GPU machine: parts that travel, merged there into sources that train."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -9,22 +8,14 @@ import pytest
 from ml.checkpoint import load_checkpoint
 from ml.training import pack, train
 from ml.training.datasets import cache_faces, discover, grouped_split, load_crops, read_index
-from tests.conftest import shared_path
 
 
 @pytest.fixture(scope="module")
-def cached_photos(tmp_path_factory):
-    """Five real and five fake LFW photos of each split, and their crop cache."""
-    root = tmp_path_factory.mktemp("lfw")
-    source = shared_path("data", "images", "lfw_faceswap")
-    for split in ("train", "val", "test"):
-        for label in ("real", "fake"):
-            (root / split / label).mkdir(parents=True)
-            for path in sorted((source / split / label).glob("*.jpg"))[:5]:
-                shutil.copy(path, root / split / label / path.name)
+def cached_photos(tiny_images, tmp_path_factory):
+    """The tiny LFW photos and their crop cache."""
     cache = tmp_path_factory.mktemp("lfw_cache")
-    cache_faces(discover(root), cache, progress=False)
-    return root, cache
+    cache_faces(discover(tiny_images), cache, progress=False)
+    return tiny_images, cache
 
 
 @pytest.fixture(scope="module")

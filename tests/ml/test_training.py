@@ -2,7 +2,6 @@
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,18 +13,6 @@ from ml.training import evaluate, train
 from ml.training.datasets import read_index
 from tests.conftest import shared_path
 from tests.media_factory import write_frames_from
-
-
-@pytest.fixture(scope="module")
-def tiny_images(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_lfw")
-    source = shared_path("data", "images", "lfw_faceswap")
-    for split in ("train", "val", "test"):
-        for label in ("real", "fake"):
-            (root / split / label).mkdir(parents=True)
-            for path in sorted((source / split / label).glob("*.jpg"))[:4]:
-                shutil.copy(path, root / split / label / path.name)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -44,27 +31,29 @@ def tiny_videos(tmp_path_factory):
     return root
 
 
+def image_training(tiny_images: Path, tmp_path: Path, *options: str) -> list[str]:
+    """`ml.training.train`'s command line for an image model on the tiny photos, in tmp_path."""
+    return [
+        "image",
+        "--data",
+        str(tiny_images),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--run",
+        str(tmp_path / "run"),
+        "--output",
+        str(tmp_path / "efficientnet.pt"),
+        "--samples-per-epoch",
+        "16",
+        "--batch-size",
+        "8",
+        *options,
+    ]
+
+
 def test_the_image_model_trains_and_its_checkpoint_loads(tiny_images, tmp_path):
     output = tmp_path / "efficientnet.pt"
-    train.main(
-        [
-            "image",
-            "--data",
-            str(tiny_images),
-            "--cache",
-            str(tmp_path / "cache"),
-            "--run",
-            str(tmp_path / "run"),
-            "--output",
-            str(output),
-            "--epochs",
-            "2",
-            "--samples-per-epoch",
-            "16",
-            "--batch-size",
-            "8",
-        ]
-    )
+    train.main(image_training(tiny_images, tmp_path, "--epochs", "2"))
     checkpoint = load_checkpoint(output, expected_name="efficientnet")
     provenance = checkpoint.provenance
     assert provenance["splits"]["train"] == {"files": 8, "fake": 4}
@@ -83,25 +72,7 @@ def test_the_image_model_trains_and_its_checkpoint_loads(tiny_images, tmp_path):
     assert "epoch 2/2" in log and "img/s" in log
 
     # Run again: it resumes after the last finished epoch instead of starting over.
-    train.main(
-        [
-            "image",
-            "--data",
-            str(tiny_images),
-            "--cache",
-            str(tmp_path / "cache"),
-            "--run",
-            str(tmp_path / "run"),
-            "--output",
-            str(output),
-            "--epochs",
-            "3",
-            "--samples-per-epoch",
-            "16",
-            "--batch-size",
-            "8",
-        ]
-    )
+    train.main(image_training(tiny_images, tmp_path, "--epochs", "3"))
     log = (tmp_path / "run" / "train.log").read_text()
     assert "resuming after epoch 2" in log and "epoch 3/3" in log and "epoch 1/3" not in log
 
@@ -133,7 +104,7 @@ def test_a_source_that_only_validates_chooses_the_epoch_and_never_trains(tiny_im
     train.main([*args, "--batch-size", "8", "--frames", "10"])
 
     history = load_checkpoint(tmp_path / "model.pt").provenance["history"]
-    assert {"tiny_lfw0", "watched"} <= set(history[-1]["by_domain"])
+    assert {tiny_images.name, "watched"} <= set(history[-1]["by_domain"])
     cached = {entry["key"] for entry in read_index(tmp_path / "watched-cache")}
     assert len(cached) == 2  # the two validation videos, one of each class
     assert "watched (validation only): val 20 crops (2 files, 10 fake)" in (tmp_path / "run" / "train.log").read_text()
@@ -293,26 +264,7 @@ def test_reported_figures_are_computed_in_float32_on_every_machine(monkeypatch):
 
 def test_a_time_budget_stops_between_epochs_and_the_same_command_goes_on(tiny_images, tmp_path):
     output = tmp_path / "efficientnet.pt"
-    command = [
-        "image",
-        "--data",
-        str(tiny_images),
-        "--cache",
-        str(tmp_path / "cache"),
-        "--run",
-        str(tmp_path / "run"),
-        "--output",
-        str(output),
-        "--epochs",
-        "3",
-        "--samples-per-epoch",
-        "16",
-        "--batch-size",
-        "8",
-        "--patience",
-        "5",
-        "--no-pretrained",
-    ]
+    command = image_training(tiny_images, tmp_path, "--epochs", "3", "--patience", "5", "--no-pretrained")
     # The first epoch always runs; after it, any other would pass a budget of a few milliseconds.
     train.main([*command, "--max-minutes", "0.0001"])
     assert [h["epoch"] for h in load_checkpoint(output).provenance["history"]] == [1]
