@@ -117,7 +117,7 @@ class Worktree:
 def baseline(ref: str) -> Iterator[tuple[str, Path]]:
     """The baseline engine's name and checkout: a git ref, checked out in a temporary worktree,
     or a folder that already holds one (where there is no history, as on a lent GPU machine,
-    which gets the working tree and what it carries: `git archive REF | tar -x -C .bench/base`)."""
+    which gets the working tree and what it carries: `bench_engine --for-device` makes it)."""
     if Path(ref).is_dir():
         yield f"baseline {Path(ref).name}", Path(ref).resolve()
         return
