@@ -67,7 +67,10 @@ def cross_validate(
     views: int = 2,
     seed: int = 0,
     frames: int = 64,
+    device: str = "auto",
 ) -> dict:
+    from ml.inference import resolve_device
+
     items = discover(data)
     grouped_split(items, seed=seed)
     pooled = [item for item in items if item.split in ("train", "val")]
@@ -78,7 +81,7 @@ def cross_validate(
     videos = load_split(Path(cache), entries, "pool")
     method_of = {item.key: item.method for item in pooled}
 
-    model = load_checkpoint(model_path).model.float().eval()
+    model = load_checkpoint(model_path).model.float().eval().to(resolve_device(device))
     rng = np.random.default_rng(seed + 1000)
     # A model that scores by the mean of its frames learns nothing per fold: only the clean
     # view of each video is needed, and only the mean is measured.
@@ -125,6 +128,7 @@ def cross_validate(
         "folds": folds,
         "sequence_epochs": epochs,
         "frames_per_video": length,
+        "device": str(next(model.parameters()).device),
         "per_fold": per_fold,
     }
     for aggregate, values in scores.items():
@@ -169,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--views", type=int, default=2, help="augmented views per training video")
     parser.add_argument("--seed", type=int, default=0, help="the split seed of ml.training.train, and of the folds")
     parser.add_argument("--frames", type=int, default=64, help="frames cached per video, as for ml.training.train")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if there is one), cpu or cuda")
     parser.add_argument("--out", type=Path, help="also write the summary here as JSON")
     parser.add_argument(
         "--record", action="store_true", help="store the estimate in the model's card (shown by the service)"
@@ -184,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         args.views,
         args.seed,
         args.frames,
+        args.device,
     )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ml.checkpoint import load_checkpoint
+from ml.inference import resolve_device
 from ml.training import evaluate, train
 from ml.training.datasets import read_index
 from tests.conftest import shared_path
@@ -233,6 +234,7 @@ def test_cross_validation_scores_every_pooled_video_once(tiny_videos, tmp_path):
     assert summary["videos"] == len(pooled) == sum(f["videos"] for f in summary["per_fold"])
     assert summary["fake"] == sum(item.label for item in pooled)
     assert set(summary) >= {"sequence", "mean"} and len(summary["sequence"]["roc_auc_interval"]) == 2
+    assert summary["device"] == str(resolve_device("auto"))  # where `--device auto` finds (CUDA if any)
 
 
 def test_bfloat16_is_used_only_where_the_cpu_computes_it_natively():
