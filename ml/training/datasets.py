@@ -242,6 +242,19 @@ def cache_faces(
     return out_dir
 
 
+def cached_entries(items: Sequence[MediaItem], cache: str | Path, frames: int = 64) -> list[dict]:
+    """Crop the items (resumable) and return their cache entries, each with the split of this
+    run, not of the run that cached it."""
+    cache_faces(items, cache, frames=frames)
+    by_key = {item.key: item for item in items}
+    return [dict(e, split=by_key[e["key"]].split) for e in read_index(cache) if e["key"] in by_key]
+
+
+def source_name(data: str | Path) -> str:
+    """A source's name in logs, histories and packs: its folder, or the folder of its manifest."""
+    return Path(data).parent.name if Path(data).is_file() else Path(data).name
+
+
 def _primary_track(detections: Sequence[Sequence]) -> int:
     """The track the media is about: present most often, then largest."""
     presence: dict[int, list[float]] = {}

@@ -38,7 +38,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ml.training.datasets import PACK_MARKER, cache_faces, discover, grouped_split, load_crops, read_index
+from ml.training.datasets import (
+    PACK_MARKER,
+    cached_entries,
+    discover,
+    grouped_split,
+    load_crops,
+    read_index,
+    source_name,
+)
 
 
 def encode(crops: dict[str, np.ndarray], size: int, quality: int, frames_per_file: int = 0) -> dict[str, np.ndarray]:
@@ -70,18 +78,12 @@ def source_entries(data: str, cache: Path, splits: tuple[str, ...], frames: int,
     """The cache entries of a source's files in `splits` (split as training assigns it), with crops."""
     items = discover(data)
     grouped_split(items, seed=seed)
-    items = [item for item in items if item.split in splits]
-    cache_faces(items, cache, frames=frames)  # resumable: a finished cache is only read
-    by_key = {item.key: item for item in items}
-    return [
-        dict(entry, split=by_key[entry["key"]].split)
-        for entry in read_index(cache)
-        if entry["key"] in by_key and entry.get("crops", 0) > 0
-    ]
+    entries = cached_entries([item for item in items if item.split in splits], cache, frames)
+    return [entry for entry in entries if entry.get("crops", 0) > 0]
 
 
 def unique_name(data: str, taken: set[str]) -> str:
-    base = Path(data).parent.name if Path(data).is_file() else Path(data).name
+    base = source_name(data)
     name, k = base, 1
     while name in taken:
         k += 1

@@ -51,7 +51,7 @@ from ml.checkpoint import save_checkpoint
 from ml.models import DeepfakeModel, create_model
 from ml.training.augment import augment, to_input
 from ml.training.calibrate import fit as fit_calibration
-from ml.training.datasets import cache_faces, discover, grouped_split, load_crops, read_index
+from ml.training.datasets import cached_entries, discover, grouped_split, load_crops, source_name
 from ml.training.sbi import sample_params, self_blend
 
 
@@ -604,7 +604,7 @@ def load_domain(data: str, cache: Path, config: TrainConfig, log: Log) -> tuple[
     """Discover, split, crop (resumable) and load one source of training data."""
     items = discover(data)
     grouped_split(items, seed=config.seed)
-    entries = cached_entries(items, cache, config)
+    entries = cached_entries(items, cache, config.frames)
     train = load_split(cache, entries, "train", config.max_items, allow_empty=True)
     val = load_split(cache, entries, "val", config.max_items, allow_empty=True)
     if not len(train.labels):
@@ -622,24 +622,11 @@ def load_watched_domain(data: str, cache: Path, config: TrainConfig, log: Log) -
     the epoch, and none of its files trains the model."""
     items = discover(data)
     grouped_split(items, seed=config.seed)
-    entries = cached_entries([item for item in items if item.split == "val"], cache, config)
+    entries = cached_entries([item for item in items if item.split == "val"], cache, config.frames)
     val = load_split(cache, entries, "val", config.max_items)
     name = source_name(data)
     log(f"{name} (validation only): val {len(val.crops)} crops ({len(val.files)} files, {int(val.labels.sum())} fake)")
     return Domain(name, CropSet.empty(), val)
-
-
-def cached_entries(items: list, cache: Path, config: TrainConfig) -> list[dict]:
-    """Crop the items (resumable) and return their cache entries, each with the split of this
-    run, not of the run that cached it."""
-    cache_faces(items, cache, frames=config.frames)
-    by_key = {item.key: item for item in items}
-    return [dict(e, split=by_key[e["key"]].split) for e in read_index(cache) if e["key"] in by_key]
-
-
-def source_name(data: str) -> str:
-    """A source's name in logs and histories: its folder, or the folder of its manifest."""
-    return Path(data).parent.name if Path(data).is_file() else Path(data).name
 
 
 def borrow_reals(domains: list[Domain], log: Log) -> None:
