@@ -15,11 +15,22 @@ of the checkpoint's trunk, which is kept fixed. The estimate is honest only if t
 never trained on these videos: true of a trunk taken from the photo model (`--init-from`
 with the frame model's fine-tuning rejected, as its provenance history shows), not of one
 fine-tuned on this data.
+
+With `--retrain WORK -- TRAIN_ARGS` it estimates a whole training *recipe* instead, for one
+that trains the trunk on this source too: for each fold, `ml.training.train TRAIN_ARGS` runs
+with this source's other folds added as one more domain (their train and validation videos
+as `ml.training.train` splits them, so the epoch is chosen without the held-out fold), and
+the fold's videos are scored by the checkpoint it writes. Each fold's run lives in
+`WORK/fold-K/` and resumes like any training run; finished folds are not trained again.
+
+    python -m ml.training.crossval --data ../shared/data/videos/ffpp --cache CACHE --folds 5 \
+        --retrain WORK --out WORK/crossval.json -- image --data OTHER --cache OTHER_CACHE ... --epochs 3
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -28,7 +39,15 @@ import numpy as np
 import torch
 
 from ml.checkpoint import load_checkpoint, record_evaluation
-from ml.training.datasets import cache_faces, connected_groups, discover, grouped_split, read_index
+from ml.training.datasets import (
+    MediaItem,
+    cache_faces,
+    connected_groups,
+    discover,
+    grouped_split,
+    read_index,
+    source_name,
+)
 from ml.training.evaluate import auc_interval
 from ml.training.train import (
     load_split,
@@ -143,6 +162,121 @@ def cross_validate(
     return summary
 
 
+def cross_validate_training(
+    data: str,
+    cache: str,
+    train_args: list[str],
+    work: Path,
+    folds: int = 5,
+    length: int = 32,
+    seed: int = 0,
+    frames: int = 64,
+    device: str = "auto",
+) -> dict:
+    """Grouped k-fold estimate of a training recipe that also trains on `data` (see the module
+    docstring). Returns the summary: pooled per-video ROC-AUC of the checkpoints each fold's
+    run chose (`selected`, the recipe's estimate) and, for comparison, of its last epoch's
+    weights (`last_epoch`: what more training on this source gave, unchosen)."""
+    from ml.checkpoint import load_checkpoint
+    from ml.inference import resolve_device
+    from ml.training import train
+
+    items = discover(data)
+    grouped_split(items, seed=seed)
+    pooled = [item for item in items if item.split in ("train", "val")]
+    cache_faces(pooled, cache, frames=frames)
+    index = {e["key"]: e for e in read_index(cache)}
+    pooled = [item for item in pooled if index[item.key].get("crops")]  # as the fixed-trunk estimate
+    groups = connected_groups(pooled)
+    fold_of = assign_folds(groups, folds, seed)
+    labels = np.array([item.label for item in pooled])
+    scores = {"selected": np.zeros(len(pooled)), "last_epoch": np.full(len(pooled), np.nan)}
+    per_fold = []
+    for fold in range(folds):
+        fold_dir = Path(work) / f"fold-{fold + 1}"
+        manifest, fold_cache = _write_fold_source(
+            [(item, group) for item, group, f in zip(pooled, groups, fold_of, strict=True) if f != fold],
+            index,
+            Path(cache),
+            fold_dir / source_name(data),
+        )
+        output = fold_dir / "model.pt"
+        if not output.exists():  # a finished fold is not trained again
+            run = ["--data", str(manifest), "--cache", str(fold_cache), "--run", str(fold_dir / "run")]
+            train.main([*train_args, *run, "--output", str(output)])
+        held = np.flatnonzero(fold_of == fold)
+        entries = [dict(index[pooled[i].key], split="held") for i in held]
+        videos = train.load_split(Path(cache), entries, "held")
+        model = load_checkpoint(output).model.float().eval().to(resolve_device(device))
+        scores["selected"][held] = _video_scores(model, videos, length, seed)
+        state = fold_dir / "run" / "state.pt"
+        if state.exists():  # no state: the run kept its starting weights without training an epoch
+            saved = torch.load(state, weights_only=False, map_location="cpu")  # our own file
+            model.load_state_dict(saved["model"], strict=False)
+            scores["last_epoch"][held] = _video_scores(model, videos, length, seed)
+        record = {"fold": fold, "videos": len(held), "fake": int(labels[held].sum())}
+        record.update({name: safe_auc(labels[held], values[held]) for name, values in scores.items()})
+        per_fold.append(record)
+        print(f"fold {fold + 1}/{folds}: {record}", file=sys.stderr)
+
+    method = np.array([item.method for item in pooled])
+    summary = {
+        "recipe": ["python -m ml.training.train", *train_args],
+        "data": data,
+        "videos": len(labels),
+        "fake": int(labels.sum()),
+        "folds": folds,
+        "frames_per_video": length,
+        "per_fold": per_fold,
+    }
+    for name, values in scores.items():
+        if np.isnan(values).any():
+            continue
+        summary[name] = {
+            "roc_auc": safe_auc(labels, values),
+            "roc_auc_interval": auc_interval(labels, values),
+            "by_method": {
+                m: safe_auc(labels[(method == m) | (labels == 0)], values[(method == m) | (labels == 0)])
+                for m in sorted(set(method) - {""})
+            },
+        }
+    return summary
+
+
+def _write_fold_source(
+    members: list[tuple[MediaItem, int]], index: dict[str, dict], cache: Path, folder: Path
+) -> tuple[Path, Path]:
+    """A manifest of one fold's training source (its videos by absolute path, each with its
+    connected group and split) and a crop cache for it that links to the crops already cut,
+    so that training detects no face again."""
+    crops = folder / "crops"
+    crops.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "manifest.tsv"
+    cache_lines = []
+    with manifest.open("w", newline="") as handle:
+        writer = csv.writer(handle, dialect="excel-tab")
+        writer.writerow(["path", "label", "group", "split", "method"])
+        for item, group in members:
+            path = str(Path(item.path).resolve())
+            writer.writerow([path, "fake" if item.label else "real", f"group{group}", item.split, item.method])
+            # The key the manifest's item will have (a hash of its path string).
+            key = MediaItem(path, item.label, item.media_type).key
+            entry = dict(index[item.key], key=key, path=path, ids=[f"group{group}"], split=item.split)
+            cache_lines.append(json.dumps(entry))
+            link = crops / f"{key}.npz"
+            if entry.get("crops") and not link.exists():
+                link.symlink_to((cache / f"{item.key}.npz").resolve())
+    (crops / "index.jsonl").write_text("\n".join(cache_lines) + "\n")
+    return manifest, crops
+
+
+def _video_scores(model, videos, length: int, seed: int) -> np.ndarray:
+    """P(fake) per video as the engine aggregates it (sequence head or mean of frames), in float32."""
+    sequences = video_embeddings(model, videos, 0, 0, np.random.default_rng(seed), exact=True)
+    aggregate = "sequence" if model.is_sequence_model else "mean"
+    return video_scores(model, sequences, length, aggregate)[0]
+
+
 def headline(summary: dict) -> dict:
     """The estimate for the way this model aggregates (its sequence head or the mean)."""
     aggregate = summary["aggregate"]
@@ -163,8 +297,18 @@ def headline(summary: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.training.crossval", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, required=True, help="a video checkpoint; its trunk is kept fixed")
+    parser = argparse.ArgumentParser(
+        prog="python -m ml.training.crossval",
+        description=__doc__.split("\n")[0],
+        usage="%(prog)s (--model MODEL | --retrain WORK) --data DATA --cache CACHE [options] [-- TRAIN_ARGS]",
+    )
+    parser.add_argument("--model", type=Path, help="a video checkpoint; its trunk is kept fixed")
+    parser.add_argument(
+        "--retrain",
+        type=Path,
+        metavar="WORK",
+        help="estimate the training recipe after `--` instead, a run per fold in WORK (resumable)",
+    )
     parser.add_argument("--data", required=True, help="real/ + fake/ root or manifest (its train + val splits)")
     parser.add_argument("--cache", required=True, help="face-crop cache directory, as for ml.training.train")
     parser.add_argument("--folds", type=int, default=5)
@@ -178,19 +322,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--record", action="store_true", help="store the estimate in the model's card (shown by the service)"
     )
-    args = parser.parse_args(argv)
-    summary = cross_validate(
-        args.model,
-        args.data,
-        args.cache,
-        args.folds,
-        args.sequence_epochs,
-        args.length,
-        args.views,
-        args.seed,
-        args.frames,
-        args.device,
-    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    train_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: len(argv) - len(train_args) - (1 if "--" in argv else 0)])
+    if (args.model is None) == (args.retrain is None):
+        parser.error("give either --model (a fixed trunk) or --retrain WORK -- TRAIN_ARGS (a recipe)")
+    if args.retrain is not None:
+        if not train_args or args.record:
+            parser.error("--retrain needs the recipe's ml.training.train arguments after `--`, and records nothing")
+        options = (args.folds, args.length, args.seed, args.frames, args.device)
+        summary = cross_validate_training(args.data, args.cache, train_args, args.retrain, *options)
+    else:
+        summary = cross_validate(
+            args.model,
+            args.data,
+            args.cache,
+            args.folds,
+            args.sequence_epochs,
+            args.length,
+            args.views,
+            args.seed,
+            args.frames,
+            args.device,
+        )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2))
@@ -200,13 +354,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['videos']} videos ({summary['fake']} fake) of the train + validation splits, "
         f"{summary['folds']} grouped folds:"
     )
-    for aggregate in ("sequence", "mean"):
+    for aggregate in ("sequence", "mean", "selected", "last_epoch"):
         if aggregate not in summary:
             continue
         result = summary[aggregate]
         low, high = result["roc_auc_interval"]
         by_method = ", ".join(f"{m} {v:.3f}" for m, v in result["by_method"].items())
-        print(f"  {aggregate:8s} per-video ROC-AUC {result['roc_auc']:.3f} (95 % CI {low:.2f}–{high:.2f}); {by_method}")
+        auc = f"per-video ROC-AUC {result['roc_auc']:.3f} (95 % CI {low:.2f}–{high:.2f})"
+        print(f"  {aggregate:10s} {auc}; {by_method}")
     return 0
 
 

@@ -314,6 +314,8 @@ def predict(
             embedded = model.embed(x).float()
             probabilities.append(model.fake_probability(model.forward_head(embedded)).float().cpu().numpy())
             embeddings.append(embedded.cpu().numpy())
+    if not probabilities:  # no crops (a source without a validation split)
+        return np.zeros(0, np.float32), np.zeros((0, model.embed_dim), np.float32)
     return np.concatenate(probabilities), np.concatenate(embeddings)
 
 

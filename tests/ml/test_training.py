@@ -237,6 +237,38 @@ def test_cross_validation_scores_every_pooled_video_once(tiny_videos, tmp_path):
     assert summary["device"] == str(resolve_device("auto"))  # where `--device auto` finds (CUDA if any)
 
 
+def test_a_training_recipe_is_cross_validated_with_a_run_per_fold_that_never_sees_the_fold(tiny_videos, tmp_path):
+    import csv
+
+    from ml.training.crossval import main as crossval
+    from ml.training.datasets import discover, grouped_split
+
+    work, out = tmp_path / "work", tmp_path / "cv.json"
+    recipe = "image --no-pretrained --epochs 1 --samples-per-epoch 8 --batch-size 4 --frames 10"
+    options = f"--data {tiny_videos} --cache {tmp_path / 'cache'} --folds 2 --frames 10 --out {out}"
+    command = ["--retrain", str(work), *options.split(), "--", *recipe.split()]
+    crossval(command)
+    summary = json.loads(out.read_text())
+    items = discover(str(tiny_videos))
+    grouped_split(items, seed=0)
+    pooled = {str(Path(item.path).resolve()) for item in items if item.split in ("train", "val")}
+    assert summary["videos"] == len(pooled) == sum(fold["videos"] for fold in summary["per_fold"])
+    assert summary["recipe"][1:] == recipe.split()
+    assert len(summary["selected"]["roc_auc_interval"]) == 2 and "last_epoch" in summary
+    for k, fold in enumerate(summary["per_fold"], start=1):
+        # Each fold's run trained on the pooled videos outside the fold: none of its own, no test video.
+        with (work / f"fold-{k}" / tiny_videos.name / "manifest.tsv").open() as handle:
+            listed = {row["path"] for row in csv.DictReader(handle, dialect="excel-tab")}
+        assert listed < pooled and len(listed) == len(pooled) - fold["videos"]
+        log = (work / f"fold-{k}" / "run" / "train.log").read_text()
+        assert "epoch 1/1" in log and "caching faces" not in log  # the crops were linked, not cut again
+    # Run again: the finished folds are scored, not trained again.
+    trained = [(work / f"fold-{k}" / "model.pt").stat().st_mtime_ns for k in (1, 2)]
+    crossval(command)
+    assert [(work / f"fold-{k}" / "model.pt").stat().st_mtime_ns for k in (1, 2)] == trained
+    assert json.loads(out.read_text())["selected"] == summary["selected"]
+
+
 def test_bfloat16_is_used_only_where_the_cpu_computes_it_natively():
     """For training: emulated bfloat16 (AVX512 without its BF16 extension) is slower than float32."""
     cpuinfo = Path("/proc/cpuinfo")
