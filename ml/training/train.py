@@ -68,6 +68,10 @@ class TrainConfig:
     unfreeze_blocks: int = 6  # the last N MBConv blocks, plus the head convolution
     sbi_share: float = 0.5  # of the fake half of each batch; 1.0 when the data has no fakes
     patience: int = 3
+    # "best": the epoch (or the starting weights) with the best validation AUC; "last": the
+    # weights after the last epoch, for a recipe whose epochs cross-validation chose
+    # (`ml.training.crossval --retrain`), when the validation split is too small to choose them.
+    select: str = "best"
     frames: int = 64  # frames cached per video
     sequence_length: int = 32
     sequence_epochs: int = 40
@@ -436,15 +440,19 @@ def train_frame_model(
         }
         history.append(record)
         # A validation split with one class has no AUC: then the latest epoch counts as best.
-        if target > best_auc or (math.isnan(target) and not best_path.exists()):
+        if config.select == "last":
+            best_auc = target
+            torch.save(model.state_dict(), best_path)
+        elif target > best_auc or (math.isnan(target) and not best_path.exists()):
             best_auc, stale = (target if not math.isnan(target) else best_auc), 0
             torch.save(model.state_dict(), best_path)
         else:
             stale += 1
+        chosen = " *best" if stale == 0 and config.select == "best" else ""
         log(
             f"epoch {epoch}/{config.epochs} phase {phase}: loss {record['loss']:.4f}, "
             f"val AUC frame {frame_auc:.4f} file {file_auc:.4f}, {record['seconds']:.0f} s "
-            f"({config.samples_per_epoch / train_seconds:.1f} img/s){' *best' if stale == 0 else ''}"
+            f"({config.samples_per_epoch / train_seconds:.1f} img/s){chosen}"
         )
         saved = {
             "epoch": epoch,
@@ -816,6 +824,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pretrained", action="store_true", help="start from random weights (tests)")
     parser.add_argument("--init-from", help="start from this checkpoint's matching tensors (e.g. the photo model)")
     parser.add_argument("--record-command", action="store_true", default=True)
+    parser.add_argument(
+        "--select",
+        choices=["best", "last"],
+        help="keep the epoch that validates best (default), or the last epoch (epochs chosen by cross-validation)",
+    )
     for name in (
         "epochs",
         "head_epochs",

@@ -237,6 +237,24 @@ def test_cross_validation_scores_every_pooled_video_once(tiny_videos, tmp_path):
     assert summary["device"] == str(resolve_device("auto"))  # where `--device auto` finds (CUDA if any)
 
 
+def test_select_last_keeps_the_weights_of_the_last_epoch_not_the_start(tiny_images, tmp_path):
+    from ml.calibration import Calibration
+    from ml.checkpoint import save_checkpoint
+    from ml.models import create_model
+
+    torch.manual_seed(0)
+    save_checkpoint(create_model("efficientnet"), tmp_path / "start.pt", Calibration(), {"version": "start"})
+    options = f"--init-from {tmp_path / 'start.pt'} --head-epochs 0 --unfreeze-blocks 16 --lr-backbone 1e-3"
+    train.main(image_training(tiny_images, tmp_path, *options.split(), "--epochs", "1", "--select", "last"))
+    kept = load_checkpoint(tmp_path / "efficientnet.pt").model.float().state_dict()
+    last = torch.load(tmp_path / "run" / "state.pt", weights_only=False)["model"]
+    start = load_checkpoint(tmp_path / "start.pt").model.float().state_dict()
+    name = "backbone._conv_head.weight"
+    assert torch.allclose(kept[name], last[name].float(), atol=1e-3)  # float16 in the checkpoint
+    assert not torch.allclose(kept[name], start[name], atol=1e-3)
+    assert " *best" not in (tmp_path / "run" / "train.log").read_text()
+
+
 def test_a_training_recipe_is_cross_validated_with_a_run_per_fold_that_never_sees_the_fold(tiny_videos, tmp_path):
     import csv
 
