@@ -278,8 +278,9 @@ def _video_scores(model, videos, length: int, seed: int) -> np.ndarray:
 
 
 def headline(summary: dict) -> dict:
-    """The estimate for the way this model aggregates (its sequence head or the mean)."""
-    aggregate = summary["aggregate"]
+    """The estimate for the way this model aggregates (its sequence head or the mean), or, for
+    a recipe (`--retrain`), the estimate of the checkpoints its runs chose."""
+    aggregate = summary.get("aggregate", "selected")
     result = summary[aggregate]
     return {
         "data": summary["data"],
@@ -288,11 +289,12 @@ def headline(summary: dict) -> dict:
         "fake": summary["fake"],
         "folds": summary["folds"],
         "frames": summary["frames_per_video"],
-        "aggregate": aggregate,
+        "aggregate": summary.get("aggregate", "the recipe, trained again without each fold"),
         "roc_auc": result["roc_auc"],
         "roc_auc_interval": result["roc_auc_interval"],
         "roc_auc_fold_mean": float(np.nanmean([fold[aggregate] for fold in summary["per_fold"]])),
         "auc_by_method": result["by_method"],
+        **({"recipe": summary["recipe"]} if "recipe" in summary else {}),
     }
 
 
@@ -302,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n")[0],
         usage="%(prog)s (--model MODEL | --retrain WORK) --data DATA --cache CACHE [options] [-- TRAIN_ARGS]",
     )
-    parser.add_argument("--model", type=Path, help="a video checkpoint; its trunk is kept fixed")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="a video checkpoint; its trunk is kept fixed (with --retrain: the recipe's model, for --record)",
+    )
     parser.add_argument(
         "--retrain",
         type=Path,
@@ -325,11 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     train_args = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: len(argv) - len(train_args) - (1 if "--" in argv else 0)])
-    if (args.model is None) == (args.retrain is None):
-        parser.error("give either --model (a fixed trunk) or --retrain WORK -- TRAIN_ARGS (a recipe)")
+    if args.model is None and args.retrain is None:
+        parser.error("give --model (a fixed trunk) or --retrain WORK -- TRAIN_ARGS (a recipe)")
+    if args.record and args.model is None:
+        parser.error("--record stores the estimate in --model's card")
     if args.retrain is not None:
-        if not train_args or args.record:
-            parser.error("--retrain needs the recipe's ml.training.train arguments after `--`, and records nothing")
+        if not train_args:
+            parser.error("--retrain needs the recipe's ml.training.train arguments after `--`")
         options = (args.folds, args.length, args.seed, args.frames, args.device)
         summary = cross_validate_training(args.data, args.cache, train_args, args.retrain, *options)
     else:

@@ -280,11 +280,16 @@ def test_a_training_recipe_is_cross_validated_with_a_run_per_fold_that_never_see
         assert listed < pooled and len(listed) == len(pooled) - fold["videos"]
         log = (work / f"fold-{k}" / "run" / "train.log").read_text()
         assert "epoch 1/1" in log and "caching faces" not in log  # the crops were linked, not cut again
-    # Run again: the finished folds are scored, not trained again.
+    # Run again: the finished folds are scored, not trained again. With the recipe's model (here
+    # fold 1's, standing in for one trained on everything), --record stores the estimate in its card.
     trained = [(work / f"fold-{k}" / "model.pt").stat().st_mtime_ns for k in (1, 2)]
-    crossval(command)
+    split = command.index("--")
+    crossval([*command[:split], "--model", str(work / "fold-1" / "model.pt"), "--record", *command[split:]])
     assert [(work / f"fold-{k}" / "model.pt").stat().st_mtime_ns for k in (1, 2)] == trained
     assert json.loads(out.read_text())["selected"] == summary["selected"]
+    card = json.loads((work / "fold-1" / "model.json").read_text())
+    recorded = card["evaluation"]["crossval"]
+    assert recorded["roc_auc"] == summary["selected"]["roc_auc"] and recorded["recipe"][1:] == recipe.split()
 
 
 def test_bfloat16_is_used_only_where_the_cpu_computes_it_natively():
