@@ -194,7 +194,7 @@ def cross_validate_training(
     per_fold = []
     for fold in range(folds):
         fold_dir = Path(work) / f"fold-{fold + 1}"
-        manifest, fold_cache = _write_fold_source(
+        manifest, fold_cache = write_linked_source(
             [(item, group) for item, group, f in zip(pooled, groups, fold_of, strict=True) if f != fold],
             index,
             Path(cache),
@@ -243,12 +243,12 @@ def cross_validate_training(
     return summary
 
 
-def _write_fold_source(
+def write_linked_source(
     members: list[tuple[MediaItem, int]], index: dict[str, dict], cache: Path, folder: Path
 ) -> tuple[Path, Path]:
-    """A manifest of one fold's training source (its videos by absolute path, each with its
-    connected group and split) and a crop cache for it that links to the crops already cut,
-    so that training detects no face again."""
+    """A manifest of a training source made of `members` (each file by its absolute path, with
+    its connected group and split: one fold's share of a source, say) and a crop cache for it
+    that links to the crops already cut in `cache`, so that training detects no face again."""
     crops = folder / "crops"
     crops.mkdir(parents=True, exist_ok=True)
     manifest = folder / "manifest.tsv"
