@@ -58,6 +58,9 @@ from ml.training.train import (
     video_embeddings,
     video_scores,
 )
+from ml.training.train import (
+    main as train_main,
+)
 
 
 def assign_folds(groups: list[int], folds: int, seed: int) -> np.ndarray:
@@ -182,9 +185,7 @@ def cross_validate_training(
     docstring). Returns the summary: pooled per-video ROC-AUC of the checkpoints each fold's
     run chose (`selected`, the recipe's estimate) and, for comparison, of its last epoch's
     weights (`last_epoch`: what more training on this source gave, unchosen)."""
-    from ml.checkpoint import load_checkpoint
     from ml.inference import resolve_device
-    from ml.training import train
 
     items = discover(data)
     grouped_split(items, seed=seed)
@@ -208,16 +209,16 @@ def cross_validate_training(
         output = fold_dir / "model.pt"
         if not output.exists():  # a finished fold is not trained again
             run = ["--data", str(manifest), "--cache", str(fold_cache), "--run", str(fold_dir / "run")]
-            train.main([*train_args, *run, "--output", str(output)])
+            train_main([*train_args, *run, "--output", str(output)])
         held = np.flatnonzero(fold_of == fold)
         entries = [dict(index[pooled[i].key], split="held") for i in held]
-        videos = train.load_split(Path(cache), entries, "held")
+        videos = load_split(Path(cache), entries, "held")
         model = load_checkpoint(output).model.float().eval().to(resolve_device(device))
         scores["selected"][held] = _video_scores(model, videos, length, seed)
         state = fold_dir / "run" / "state.pt"
         if state.exists():  # no state: the run kept its starting weights without training an epoch
             saved = torch.load(state, weights_only=False, map_location="cpu")  # our own file
-            model.load_state_dict(saved["model"], strict=False)
+            model.load_state_dict(saved["model"])
             scores["last_epoch"][held] = _video_scores(model, videos, length, seed)
         record = {"fold": fold, "videos": len(held), "fake": int(labels[held].sum())}
         record.update({name: safe_auc(labels[held], values[held]) for name, values in scores.items()})
