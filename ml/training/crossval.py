@@ -42,6 +42,7 @@ from ml.checkpoint import load_checkpoint, record_evaluation
 from ml.training.datasets import (
     MediaItem,
     cache_faces,
+    cached_entries,
     connected_groups,
     discover,
     grouped_split,
@@ -190,8 +191,7 @@ def cross_validate_training(
     items = discover(data)
     grouped_split(items, seed=seed)
     pooled = [item for item in items if item.split in ("train", "val")]
-    cache_faces(pooled, cache, frames=frames)
-    index = {e["key"]: e for e in read_index(cache)}
+    index = {e["key"]: e for e in cached_entries(pooled, cache, frames)}
     pooled = [item for item in pooled if index[item.key].get("crops")]  # as the fixed-trunk estimate
     groups = connected_groups(pooled)
     fold_of = assign_folds(groups, folds, seed)

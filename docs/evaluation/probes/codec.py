@@ -47,8 +47,12 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
 
 
+def self_blends(reals: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.stack([self_blend(c, lm, rng)[0] for c, lm in zip(reals, landmarks, strict=True)])
+
+
 def blend_auc(model, reals: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> float:
-    blends = np.stack([self_blend(c, lm, rng)[0] for c, lm in zip(reals, landmarks, strict=True)])
+    blends = self_blends(reals, landmarks, rng)
     r, b = (predict(model, s, exact=True)[0] for s in (reals, blends))
     return roc_auc_score(np.r_[np.zeros(len(r)), np.ones(len(b))], np.r_[r, b])
 
@@ -66,7 +70,7 @@ def main(data: str, cache: str, model_path: str, *others: str) -> None:
         (fake if entry["label"] else real).extend(picks.tolist())
     rng = np.random.default_rng(0)
     reals = crops.crops[real]
-    blends = np.stack([self_blend(c, lm, rng)[0] for c, lm in zip(reals, crops.landmarks[real], strict=True)])
+    blends = self_blends(reals, crops.landmarks[real], rng)
     fakes = crops.crops[fake]
     model = load_checkpoint(Path(model_path)).model.float().eval()
     conditions = {
