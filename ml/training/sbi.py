@@ -7,12 +7,16 @@ face. The result carries the traces every face swap leaves at its blending bound
 none of any one manipulation method, which is why detectors trained on it generalise.
 
 The mask is built from MTCNN's five landmarks (eyes, nose, mouth corners): a polygon from the
-brows to the chin, scaled and jittered at random, eroded or dilated, then blurred.
+brows to the chin, scaled and jittered at random, eroded or dilated, then blurred. A share of
+blends (`part_share`) covers only a part of the face instead: the mouth and jaw, or the eyes.
+Reenactment methods leave their boundary there: NeuralTextures re-renders the mouth alone,
+Face2Face's changes are strongest around the mouth, and a whole-face blend never shows a
+boundary that crosses the cheeks below the nose.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -35,10 +39,17 @@ class BlendParams:
     contrast: float
     channel_shift: tuple[float, float, float]
     frequency: str  # "none", "downup" (blur by re-sampling) or "sharpen"
+    region: str = "face"  # "face" (brows to chin), "mouth" (below the nose to the chin) or "eyes"
 
 
-def sample_params(rng: np.random.Generator) -> BlendParams:
-    return BlendParams(
+REGIONS = ("face", "mouth", "eyes")
+
+
+def sample_params(rng: np.random.Generator, part_share: float = 0.0) -> BlendParams:
+    """Random blend parameters. With `part_share` > 0 that share of blends covers the mouth
+    (two in three) or the eyes instead of the whole inner face; with 0 the random stream is
+    the one it always was, so earlier runs replay exactly."""
+    params = BlendParams(
         hull_scale=float(rng.uniform(0.9, 1.15)),
         jitter=rng.normal(0.0, 0.05, size=(8, 2)),
         morph=int(rng.integers(-6, 7)),
@@ -53,31 +64,60 @@ def sample_params(rng: np.random.Generator) -> BlendParams:
         channel_shift=tuple(float(v) for v in rng.uniform(-15, 15, size=3)),
         frequency=str(rng.choice(["none", "downup", "sharpen"])),
     )
+    if part_share > 0 and rng.random() < part_share:
+        params = replace(params, region="mouth" if rng.random() < 2 / 3 else "eyes")
+    return params
 
 
-def face_mask(landmarks: np.ndarray, size: tuple[int, int], params: BlendParams) -> np.ndarray:
-    """A soft mask (H, W) in [0, 1] over the inner face, from five landmarks."""
-    height, width = size
-    left_eye, right_eye, _nose, mouth_left, mouth_right = landmarks.astype(np.float32)
+def _region_polygon(landmarks: np.ndarray, region: str) -> tuple[np.ndarray, float]:
+    """The region's polygon in pixels, before jitter, and the eye distance it is measured in."""
+    left_eye, right_eye, nose, mouth_left, mouth_right = landmarks.astype(np.float32)
     eye_distance = max(float(np.linalg.norm(right_eye - left_eye)), 4.0)
     across = (right_eye - left_eye) / eye_distance  # unit vector from left to right eye
     down = np.array([-across[1], across[0]], np.float32)  # perpendicular, towards the chin
     e = eye_distance
-    polygon = np.array(
-        [
+    mouth = (mouth_left + mouth_right) / 2
+    if region == "face":
+        points = [
             left_eye - 0.55 * e * across - 0.55 * e * down,  # above the left brow
             (left_eye + right_eye) / 2 - 0.75 * e * down,  # mid forehead
             right_eye + 0.55 * e * across - 0.55 * e * down,
             right_eye + 0.75 * e * across + 0.25 * e * down,  # right cheek
             mouth_right + 0.35 * e * across + 0.35 * e * down,
-            (mouth_left + mouth_right) / 2 + 0.6 * e * down,  # chin
+            mouth + 0.6 * e * down,  # chin
             mouth_left - 0.35 * e * across + 0.35 * e * down,
             left_eye - 0.75 * e * across + 0.25 * e * down,  # left cheek
-        ],
-        np.float32,
-    )
+        ]
+    elif region == "mouth":
+        # From just under the nose tip over the lips to the chin, cheek to cheek.
+        points = [
+            nose - 0.5 * e * across + 0.1 * e * down,
+            nose + 0.5 * e * across + 0.1 * e * down,
+            mouth_right + 0.4 * e * across,
+            mouth_right + 0.3 * e * across + 0.4 * e * down,
+            mouth + 0.6 * e * down,  # chin
+            mouth_left - 0.3 * e * across + 0.4 * e * down,
+            mouth_left - 0.4 * e * across,
+        ]
+    elif region == "eyes":
+        # Both eyes and brows, one band from temple to temple.
+        points = [
+            left_eye - 0.6 * e * across - 0.5 * e * down,
+            right_eye + 0.6 * e * across - 0.5 * e * down,
+            right_eye + 0.6 * e * across + 0.3 * e * down,
+            left_eye - 0.6 * e * across + 0.3 * e * down,
+        ]
+    else:
+        raise ValueError(f"unknown blend region {region!r}; expected one of {REGIONS}")
+    return np.array(points, np.float32), e
+
+
+def face_mask(landmarks: np.ndarray, size: tuple[int, int], params: BlendParams) -> np.ndarray:
+    """A soft mask (H, W) in [0, 1] over the blend's region of the face, from five landmarks."""
+    height, width = size
+    polygon, e = _region_polygon(landmarks, params.region)
     centre = polygon.mean(axis=0)
-    polygon = centre + (polygon - centre) * params.hull_scale + params.jitter * e
+    polygon = centre + (polygon - centre) * params.hull_scale + params.jitter[: len(polygon)] * e
     hull = cv2.convexHull(polygon.astype(np.int32))
     mask = np.zeros((height, width), np.uint8)
     cv2.fillConvexPoly(mask, hull, 255)
@@ -122,14 +162,15 @@ def self_blend(
     landmarks: np.ndarray,
     rng: np.random.Generator | None = None,
     params: BlendParams | None = None,
+    part_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A self-blended fake of an RGB uint8 face crop, and the blend mask used (H, W) in [0, 1].
 
     Pixels where the mask is 0 are exactly the input's. Deterministic for a seeded `rng`
-    (or given `params`).
+    (or given `params`); `part_share` as for `sample_params`.
     """
     if params is None:
-        params = sample_params(rng if rng is not None else np.random.default_rng())
+        params = sample_params(rng if rng is not None else np.random.default_rng(), part_share)
     source = _transform_source(face, params)
     mask = face_mask(landmarks, face.shape[:2], params) * params.ratio
     blended = mask[..., None] * source.astype(np.float32) + (1.0 - mask[..., None]) * face.astype(np.float32)

@@ -67,6 +67,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     unfreeze_blocks: int = 6  # the last N MBConv blocks, plus the head convolution
     sbi_share: float = 0.5  # of the fake half of each batch; 1.0 when the data has no fakes
+    sbi_part_share: float = 0.0  # of self-blends, those covering the mouth or eyes only (`sbi.py`)
     patience: int = 3
     # "best": the epoch (or the starting weights) with the best validation AUC; "last": the
     # weights after the last epoch, for a recipe whose epochs cross-validation chose
@@ -217,7 +218,7 @@ def training_batch(
             labels.append(0)
         elif rng.random() < sbi_share:
             k = rng.choice(real)
-            blended, _ = self_blend(data.crops[k], data.landmarks[k], rng)
+            blended, _ = self_blend(data.crops[k], data.landmarks[k], rng, part_share=config.sbi_part_share)
             images.append(augment(blended, size, rng))
             labels.append(1)
         else:
@@ -480,11 +481,17 @@ def train_frame_model(
 
 
 def video_embeddings(
-    model: DeepfakeModel, data: CropSet, views: int, sbi_views: int, rng: np.random.Generator, exact: bool = False
+    model: DeepfakeModel,
+    data: CropSet,
+    views: int,
+    sbi_views: int,
+    rng: np.random.Generator,
+    exact: bool = False,
+    part_share: float = 0.0,
 ):
     """(embeddings (T, D), label) per video and view: the clean view, augmented views, and
     SBI views of real videos (one set of blend parameters per video, as a swap would have).
-    `exact` as for `predict`."""
+    `exact` as for `predict`, `part_share` as for `sbi.sample_params`."""
     size = model.config.input_size
     sequences = []
     for i, entry in enumerate(data.files):
@@ -495,7 +502,7 @@ def video_embeddings(
             variants.append((np.stack([augment(c, size, rng) for c in crops]), entry["label"]))
         if entry["label"] == 0:
             for _ in range(sbi_views):
-                params = sample_params(rng)
+                params = sample_params(rng, part_share)
                 blended = [
                     self_blend(c, lm, params=params)[0] for c, lm in zip(crops, data.landmarks[members], strict=True)
                 ]
@@ -577,7 +584,7 @@ def sequence_optimizer(model: DeepfakeModel) -> torch.optim.Optimizer:
 def train_sequence_head(model: DeepfakeModel, train: CropSet, val: CropSet, config: TrainConfig, log: Log) -> dict:
     rng = np.random.default_rng(config.seed + 1000)
     started = time.monotonic()
-    train_sequences = video_embeddings(model, train, config.sequence_views, 2, rng)
+    train_sequences = video_embeddings(model, train, config.sequence_views, 2, rng, part_share=config.sbi_part_share)
     val_sequences = video_embeddings(model, val, 0, 0, rng, exact=True)  # calibrated on: as the engine scores
     seconds = time.monotonic() - started
     log(f"sequence features: {len(train_sequences)} train, {len(val_sequences)} val videos in {seconds:.0f} s")
@@ -844,7 +851,7 @@ def main(argv: list[str] | None = None) -> int:
         "workers",
     ):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int)
-    for name in ("lr_head", "lr_backbone", "sbi_share", "max_minutes"):
+    for name in ("lr_head", "lr_backbone", "sbi_share", "sbi_part_share", "max_minutes"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float)
     args = parser.parse_args(argv)
     run(args)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,31 @@ def test_load_crops_round_trips(tmp_path):
     crops = np.random.default_rng(0).integers(0, 255, (3, 8, 8, 3), dtype=np.uint8)
     np.savez(tmp_path / "k.npz", crops=crops, landmarks=np.zeros((3, 5, 2)))
     assert np.array_equal(load_crops(tmp_path, "k")["crops"], crops)
+
+
+def test_part_masks_cover_their_region_and_leave_the_rest(real_face):
+    face, landmarks = real_face
+    left_eye, right_eye, _nose, mouth_left, mouth_right = landmarks.round().astype(int)
+    base = sample_params(np.random.default_rng(0))
+    mouth = face_mask(landmarks, face.shape[:2], replace(base, region="mouth"))
+    eyes = face_mask(landmarks, face.shape[:2], replace(base, region="eyes"))
+    for x, y in (mouth_left, mouth_right):
+        assert mouth[y, x] > 0.5 and eyes[y, x] == 0
+    for x, y in (left_eye, right_eye):
+        assert eyes[y, x] > 0.5 and mouth[y, x] == 0
+    whole = face_mask(landmarks, face.shape[:2], base)
+    assert 0 < mouth.sum() < 0.6 * whole.sum() and 0 < eyes.sum() < 0.6 * whole.sum()
+
+
+def test_part_share_draws_part_blends_and_zero_keeps_the_whole_face(real_face):
+    face, landmarks = real_face
+    rng = np.random.default_rng(5)
+    assert {sample_params(rng).region for _ in range(50)} == {"face"}
+    drawn = [sample_params(rng, part_share=1.0).region for _ in range(60)]
+    assert set(drawn) == {"mouth", "eyes"} and drawn.count("mouth") > drawn.count("eyes")
+    # With no part share, a seeded blend is the one earlier runs made (the stream is unchanged).
+    a, _ = self_blend(face, landmarks, np.random.default_rng(7))
+    b, _ = self_blend(face, landmarks, np.random.default_rng(7), part_share=0.0)
+    assert np.array_equal(a, b)
+    fake, mask = self_blend(face, landmarks, np.random.default_rng(7), part_share=1.0)
+    assert np.array_equal(fake[mask == 0], face[mask == 0]) and np.any(fake != face)
