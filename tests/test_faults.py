@@ -105,8 +105,10 @@ def test_a_worker_killed_mid_analysis_never_leaves_the_job_running(
         "DATABASE_URL": database_url_of_test_db(),
         "DEEPFAKE_MODEL_DIR": str(model_dir),
         "DEEPFAKE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "DEEPFAKE_TASK_TIMEOUT": "60",
-        "DEEPFAKE_TASK_RETRY": "75",
+        # Re-delivery waits for the retry to pass: short, but the retried job (100 frames, ~15 s
+        # here) must still end within the timeout.
+        "DEEPFAKE_TASK_TIMEOUT": "45",
+        "DEEPFAKE_TASK_RETRY": "50",
     }
     cluster = start(["manage.py", "qcluster"], env)
     try:
