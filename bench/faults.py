@@ -84,7 +84,7 @@ def main() -> int:
         manage(env, "shell", "-c", "from django.contrib.auth.models import User; User.objects.create_user('drill')")
         token = manage(env, "drf_create_token", "drill").split()[2]
         manage(env, "reap", "--schedule")
-        for command in (["serve", "--no-worker", "--port", str(port)], ["qcluster"]):
+        for command in (["serve", "--no-worker", "--no-live", "--port", str(port)], ["qcluster"]):
             processes.append(start(["manage.py", *command], env))
         api = requests.Session()
         api.headers["Authorization"] = f"Token {token}"

@@ -92,7 +92,9 @@ def main() -> int:
             "User.objects.create_user('load', password='load-password-123')",
         )
         token = manage(env, "drf_create_token", "load").split()[2]
-        processes.append(start(["manage.py", "serve", "--no-worker", "--port", str(port), "--web-workers", "2"], env))
+        processes.append(
+            start(["manage.py", "serve", "--no-worker", "--no-live", "--port", str(port), "--web-workers", "2"], env)
+        )
         for _ in range(args.workers):
             processes.append(start(["manage.py", "qcluster"], env))
         deadline = time.monotonic() + 60
