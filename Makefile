@@ -22,8 +22,12 @@ run: $(STAMP)
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py serve
 
+# One test process per core (pytest-xdist; at most 4, as each loads the models), each with one
+# compute thread so that they do not oversubscribe the cores: most tests wait on a server, a
+# worker or a browser, and the other process fills that time. PYTEST_ARGS selects tests.
+PYTEST_ARGS ?=
 test: lint browser static
-	$(PY) -m pytest
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n auto --maxprocesses 4 --dist worksteal $(PYTEST_ARGS)
 
 # The tests that need neither the shipped models nor ../shared media: under a minute.
 test-fast: lint static

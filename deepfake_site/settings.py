@@ -212,8 +212,12 @@ DEEPFAKE_LIVE_URL = env_str("DEEPFAKE_LIVE_URL", "http://127.0.0.1:8765")
 
 # The job queue. ORM broker (the default database) unless REDIS_URL is set.
 REDIS_URL = env_str("REDIS_URL")
+# pytest-xdist runs the tests in several processes, each with a test database of its own
+# (pytest-django suffixes its name); each needs a queue of its own too, or on Redis one
+# process's worker would take another's tasks. Servers a test starts inherit the variable.
+_TEST_PROCESS = os.environ.get("PYTEST_XDIST_WORKER", "")
 Q_CLUSTER = {
-    "name": env_str("DEEPFAKE_QUEUE_NAME", "deepfake"),
+    "name": env_str("DEEPFAKE_QUEUE_NAME", "deepfake") + (f"-{_TEST_PROCESS}" if _TEST_PROCESS else ""),
     # Two torch jobs on two cores fight for them: one worker per machine by default.
     "workers": env_int("DEEPFAKE_WORKERS", 1),
     "timeout": DEEPFAKE_TASK_TIMEOUT,
