@@ -18,6 +18,7 @@ can be traced in one file; the rules it applies live apart (`ml.calibration`, `m
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -80,7 +81,9 @@ class Detector:
     ) -> None:
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
-        self.model = checkpoint.model.to(self.device).eval()
+        # A copy, folded for inference (batch norms into convolutions): `checkpoint` keeps the
+        # weights as the file has them, for whoever saves them again (calibration).
+        self.model = copy.deepcopy(checkpoint.model).optimize_for_inference().to(self.device)
         self.config = self.model.config
         self.calibration = checkpoint.calibration
         # float32 unless bfloat16 is asked for by name. bfloat16 autocast makes the CNN 2.5-3x

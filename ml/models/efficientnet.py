@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,25 @@ class EfficientNet(nn.Module):
             *self._blocks,
             nn.ModuleList([self._conv_head, self._bn1]),
         ]
+
+
+def fold_batch_norms(net: EfficientNet) -> None:
+    """Fold each batch norm into the convolution before it, in place, for inference: in eval
+    mode a batch norm is a per-channel scale and shift, which the convolution's weights and a
+    bias can carry. The same function up to float rounding, one layer fewer per pair (on one
+    CPU thread the batch norms were a fifth of the trunk's time). The folded network has no
+    running statistics left: it cannot be trained, or saved as a checkpoint, afterwards."""
+    pairs = [(net, "_conv_stem", "_bn0"), (net, "_conv_head", "_bn1")]
+    for block in net._blocks:
+        if block.args.expand != 1:
+            pairs.append((block, "_expand_conv", "_bn0"))
+        pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+    net.eval()
+    for owner, conv_name, norm_name in pairs:
+        conv, norm = getattr(owner, conv_name), getattr(owner, norm_name)
+        if isinstance(norm, nn.BatchNorm2d):  # not folded before
+            setattr(owner, conv_name, fuse_conv_bn_eval(conv, norm))
+            setattr(owner, norm_name, nn.Identity())
 
 
 def imagenet_lite0_weights() -> Path | None:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ml.models.base import DeepfakeModel, ModelConfig
-from ml.models.efficientnet import VARIANTS, EfficientNet, load_imagenet
+from ml.models.efficientnet import VARIANTS, EfficientNet, fold_batch_norms, load_imagenet
 from ml.models.frequency import FrequencyBranch
 from ml.models.registry import register_model
 
@@ -41,6 +41,17 @@ class EfficientNetDetector(DeepfakeModel):
 
     def forward_head(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(embeddings))
+
+    def optimize_for_inference(self) -> EfficientNetDetector:
+        # Batch norms folded into their convolutions, ReLU6 in place (no new tensor per layer):
+        # 16 crops through the trunk, 2026-11-29 on these 2 cores: 387 -> 232 ms (543 -> 359 on
+        # one thread); P(fake) moves by ~1e-7 (tests/ml/test_models.py).
+        self.eval()
+        fold_batch_norms(self.backbone)
+        for module in self.backbone.modules():
+            if isinstance(module, nn.ReLU6 | nn.ReLU):
+                module.inplace = True
+        return self
 
 
 class EfficientNetLSTM(EfficientNetDetector):

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -46,6 +48,43 @@ def test_every_registered_model_runs_on_random_weights(name):
         with torch.no_grad():
             video_logits = model.forward_sequence(embeddings.unsqueeze(0))
         assert video_logits.shape == (1, len(model.config.labels))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_a_model_optimized_for_inference_computes_the_same_function(name):
+    """Whatever a model rewrites for inference (EfficientNet: batch norms folded into their
+    convolutions, activations in place) leaves its outputs as they were."""
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    for module in model.modules():  # batch norms that do something (fresh ones are the identity)
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    x = small_input(model)
+    with torch.no_grad():
+        expected_features, expected = model.forward_features(x), model(x)
+    optimized = copy.deepcopy(model).optimize_for_inference()
+    with torch.no_grad():
+        features, logits = optimized.forward_features(x), optimized(x)
+    assert torch.allclose(features, expected_features, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(logits, expected, rtol=1e-4, atol=1e-4)
+    if name.startswith("efficientnet"):  # the trunk's batch norms are gone (a frequency branch keeps its own)
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in optimized.backbone.modules())
+        assert any(isinstance(m, nn.BatchNorm2d) for m in model.backbone.modules())  # the original is untouched
+
+
+def test_a_detector_keeps_the_checkpoints_weights_as_loaded(tmp_path):
+    """The detector runs an optimized copy; its checkpoint (which calibration saves again)
+    keeps every batch norm."""
+    from ml.inference import Detector
+
+    torch.manual_seed(0)
+    path = save_checkpoint(create_model("efficientnet"), tmp_path / "m.pt", Calibration(), {})
+    detector = Detector.load(path, "image", device="cpu")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in detector.model.modules())
+    assert set(detector.checkpoint.model.state_dict()) == set(load_checkpoint(path).model.state_dict())
 
 
 def test_unknown_model_names_are_listed_in_the_error():
