@@ -22,12 +22,14 @@ run: $(STAMP)
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py serve
 
-# One test process per core (pytest-xdist; at most 4, as each loads the models), each with one
-# compute thread so that they do not oversubscribe the cores: most tests wait on a server, a
-# worker or a browser, and the other process fills that time. PYTEST_ARGS selects tests.
+# Test processes (pytest-xdist): one per core and one more, at most 5 (each loads the models),
+# each with one compute thread so that they do not oversubscribe the cores. Many tests wait on
+# a server, a worker or a browser, and the extra process fills that time: on 2 cores the first
+# leg of CI took 322 s with 3 processes, 384-426 s with 2. PYTEST_ARGS selects tests.
+TEST_PROCESSES ?= $(shell n=$$(nproc); echo $$(( n + 1 < 5 ? n + 1 : 5 )))
 PYTEST_ARGS ?=
 test: lint browser static
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n auto --maxprocesses 4 --dist worksteal $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
 
 # The tests that need neither the shipped models nor ../shared media: under a minute.
 test-fast: lint static
