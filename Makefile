@@ -25,7 +25,7 @@ run: $(STAMP)
 # Test processes (pytest-xdist): one per core and one more, at most 5 (each loads the models),
 # each with one compute thread so that they do not oversubscribe the cores. Many tests wait on
 # a server, a worker or a browser, and the extra process fills that time: on 2 cores the first
-# leg of CI took 322 s with 3 processes, 384-426 s with 2. PYTEST_ARGS selects tests.
+# leg of CI took 322-391 s with 3 processes, 384-426 s with 2. PYTEST_ARGS selects tests.
 TEST_PROCESSES ?= $(shell n=$$(nproc); echo $$(( n + 1 < 5 ? n + 1 : 5 )))
 PYTEST_ARGS ?=
 test: lint browser static
@@ -35,8 +35,8 @@ test: lint browser static
 test-fast: lint static
 	$(PY) -m pytest -m "not slow"
 
-# The pages' static files, collected again only when one of them changed (CI's two legs run
-# side by side and must not rewrite them under each other).
+# The pages' static files, collected again only when one of them changed (CI's second leg
+# runs `make test` again: nothing to redo).
 static: $(STATIC_STAMP)
 
 $(STATIC_STAMP): $(STAMP) $(shell find static -type f)
