@@ -1,5 +1,6 @@
-"""`ml.mtcnn.detect_face` must compute exactly what facenet-pytorch's `detect_face` computes:
-the speed-up is in how images are resized, never in what the detector finds."""
+"""`ml.mtcnn.detect_face` must compute what facenet-pytorch's `detect_face` computes: the
+speed-up is in how images are resized and laid out in memory, never in what the detector
+finds (the same faces; coordinates equal up to float32 rounding)."""
 
 import numpy as np
 import pytest
@@ -49,7 +50,7 @@ def test_a_box_wholly_outside_its_image_is_dropped_not_an_error():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("video", ["real/033.mp4", "fake/Face2Face_469_481.mp4", "fake/Deepfakes_044_945.mp4"])
-def test_faces_boxes_and_landmarks_are_facenet_pytorchs_bit_for_bit(face_detector, video):
+def test_faces_boxes_and_landmarks_are_facenet_pytorchs(face_detector, video):
     _, frames = read_frames(shared_path("data", "videos", "ffpp", video), 12)
     batch = np.stack([_resize(frame.image, 0.5) for frame in frames])
     net = face_detector.mtcnn
@@ -58,8 +59,14 @@ def test_faces_boxes_and_landmarks_are_facenet_pytorchs_bit_for_bit(face_detecto
         theirs_boxes, theirs_points = facenet.detect_face(batch, *args, "cpu")
         ours_boxes, ours_points = mtcnn.detect_face(batch, *args)
     assert sum(len(boxes) for boxes in ours_boxes) >= len(frames)  # faces were found
-    for theirs, ours in zip(list(theirs_boxes) + list(theirs_points), ours_boxes + ours_points, strict=True):
-        assert np.array_equal(np.asarray(theirs, np.float32), ours)
+    for theirs, ours in zip(theirs_boxes, ours_boxes, strict=True):
+        theirs = np.asarray(theirs, np.float32)
+        assert theirs.shape == ours.shape  # the same faces
+        # Channels-last R-Net and O-Net sum in another order: float32 rounding, no more.
+        np.testing.assert_allclose(ours[:, :4], theirs[:, :4], rtol=0, atol=1e-3)
+        np.testing.assert_allclose(ours[:, 4], theirs[:, 4], rtol=0, atol=1e-5)
+    for theirs, ours in zip(theirs_points, ours_points, strict=True):
+        np.testing.assert_allclose(ours, np.asarray(theirs, np.float32), rtol=0, atol=1e-3)
 
 
 def test_an_image_smaller_than_the_smallest_face_has_none(face_detector):
