@@ -12,13 +12,17 @@ from ml.results import EMOTIONS, top_emotion  # torch-free: safe in the web proc
 FAKE, REAL, MUTED = "#d9534f", "#3c9d5d", "#8a93a0"
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, left: float = 0.6, top: float = 0.3):
+    """A figure of `width` x `height` inches with one axes, its margins fixed in inches (`left`
+    for the y tick labels and label, `top` for a legend or title): measuring the labels'
+    extents (`tight_layout`) was over half of drawing a chart."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(width, height))
+    fig.subplots_adjust(left=left / width, right=1 - 0.25 / width, bottom=0.5 / height, top=1 - top / height)
     fig.patch.set_alpha(0)
     ax.set_facecolor("none")
     for side in ("top", "right"):
@@ -35,8 +39,9 @@ def _render(fig, fmt: str) -> bytes:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format=fmt, dpi=150 if fmt == "png" else 72, transparent=fmt == "svg")
+    # SVG text stays text (the page's font, selectable, half the bytes) instead of glyph outlines.
+    with plt.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buffer, format=fmt, dpi=150 if fmt == "png" else 72, transparent=fmt == "svg")
     plt.close(fig)
     return buffer.getvalue()
 
@@ -68,7 +73,7 @@ def timeline(
 
 def histogram(scores: list[float], threshold: float, fmt: str = "svg") -> bytes:
     """How the per-face scores are spread, with the threshold."""
-    fig, ax = _figure(3.8, 2.4)
+    fig, ax = _figure(3.8, 2.4, top=0.15)
     bins = np.linspace(0, 1, 21)
     counts, edges = np.histogram(scores, bins=bins)
     centres = (edges[:-1] + edges[1:]) / 2
@@ -89,7 +94,7 @@ def emotion_timeline(
 ) -> bytes:
     """The expression of each analysed frame over time: a dot on the row of its most likely
     expression, more opaque the surer the model is; abrupt changes marked by vertical lines."""
-    fig, ax = _figure(7.5, 2.2)
+    fig, ax = _figure(7.5, 2.2, left=0.8)
     for change in changes:
         ax.axvspan(change["from_timestamp_s"], change["to_timestamp_s"], color=FAKE, alpha=0.18, linewidth=0)
     points = [(t, e) for t, e in zip(times, emotions, strict=True) if e]
