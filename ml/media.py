@@ -6,8 +6,9 @@ EXIF orientation applied).
 
 from __future__ import annotations
 
+import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -31,9 +32,9 @@ MAX_VIDEO_PIXELS = 4096 * 2160
 # the frame height. Boxes are reported in the source's pixels (`Frame.scale`).
 MAX_ANALYSIS_PIXELS = 1920 * 1080
 
-# Grabbing (decoding without converting) costs ~1 ms a frame at 720p; one seek costs
-# ~90 ms here. Seek only across gaps long enough for it to pay (long videos).
-SEEK_GAP_FRAMES = 300
+# Decoding costs ~3 ms a frame of 720p H.264 here; a seek, tens of ms. Jump to the keyframe
+# before the next sample only when it saves decoding this many frames (long videos).
+SEEK_GAP_FRAMES = 60
 
 
 @dataclass(frozen=True)
@@ -107,125 +108,204 @@ def detect_media_type(path: str | Path) -> str:
 
 
 def probe_video(path: str | Path) -> VideoInfo:
-    capture = _open_video(Path(path))
-    try:
-        return _video_info(capture, Path(path))
-    finally:
-        capture.release()
+    path = Path(path)
+    with _open_video(path) as container:
+        stream = container.streams.video[0]
+        index = _index(stream, container)
+    with _open_video(path) as container:
+        return _video_info(path, index, _first_rotation(container, container.streams.video[0]))
 
 
 def read_frames(path: str | Path, n: int = DEFAULT_FRAMES) -> tuple[VideoInfo, list[Frame]]:
-    """Decode N frames spread evenly over the whole video, in one sequential pass.
+    """Decode N frames spread evenly over the whole video.
 
-    The container's frame count can be wrong (variable frame rate, damaged index). When
-    the stream ends early, the true count is known and the frames are sampled again from it,
-    so the N frames always span the video that can actually be decoded.
+    The frames are counted from the container's packets (one demuxing pass, no decoding), so
+    a wrong or missing frame count in the header (variable frame rate, a damaged index, a
+    browser's WebM) does not matter. Then the stream is decoded once, in order, skipping what
+    no sampled frame needs: frames nothing refers to (H.264/HEVC B-frames, ~40 % of an FF++
+    clip) unless sampled, and whole groups of pictures between distant samples (a seek to the
+    keyframe before the next sample). The frames are those a full decode gives, pixel for
+    pixel. When frames at the end cannot be decoded (a truncated or damaged file), the N
+    frames are sampled again over the part that can.
     """
     if not MIN_FRAMES <= n <= MAX_FRAMES:
         raise ValueError(f"frames must be between {MIN_FRAMES} and {MAX_FRAMES}, not {n}")
     path = Path(path)
-    capture = _open_video(path)
-    try:
-        info = _video_info(capture, path)
-        frames, decoded = _read_indices(capture, sample_indices(info.frame_count, n))
-    finally:
-        capture.release()
-    if decoded < info.frame_count and len(frames) < min(n, decoded):
-        capture = _open_video(path)
-        try:
-            frames, _ = _read_indices(capture, sample_indices(decoded, n))
-        finally:
-            capture.release()
-        info = VideoInfo(
-            frame_count=decoded,
-            fps=info.fps,
-            width=info.width,
-            height=info.height,
-            duration_s=decoded / info.fps if info.fps else info.duration_s,
-            rotation=info.rotation,
-        )
+    with _open_video(path) as container:
+        stream = container.streams.video[0]
+        _check_size(path, stream.codec_context.width, stream.codec_context.height)
+        index = _index(stream, container)
+    if not index.pts:
+        raise UnreadableMediaError(f"{path.name}: the video has no decodable frames")
+    frames, rotation = _decode(path, index, sample_indices(len(index.pts), n))
+    decodable = max((frame.index for frame in frames), default=-1) + 1
+    if len(frames) < min(n, len(index.pts)) and 0 < decodable < len(index.pts):
+        index = index.first(decodable)
+        frames, rotation = _decode(path, index, sample_indices(decodable, n))
     if not frames:
         raise UnreadableMediaError(f"{path.name}: no frame of the video could be decoded")
-    return info, frames
+    return _video_info(path, index, rotation), frames
 
 
-def _open_video(path: Path) -> cv2.VideoCapture:
+@dataclass(frozen=True)
+class _Index:
+    """A video stream's frames in display order: their timestamps (stream time base) and which
+    are keyframes, where decoding can start; and the stream's coded size and frame rate."""
+
+    pts: list[int]
+    keyframe: list[bool]
+    width: int
+    height: int
+    fps: float
+
+    def first(self, count: int) -> _Index:
+        return replace(self, pts=self.pts[:count], keyframe=self.keyframe[:count])
+
+
+def _open_video(path: Path):
+    import av  # PyAV: FFmpeg's demuxers and decoders, with frame threads and frame skipping
+
     if not path.is_file():
         raise UnreadableMediaError(f"{path.name}: no such file")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        capture.release()
-        raise UnreadableMediaError(f"{path.name}: not a readable video file")
-    return capture
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError):
+        raise UnreadableMediaError(f"{path.name}: not a readable video file") from None
+    if not container.streams.video:
+        container.close()
+        raise UnsupportedMediaError(f"{path.name}: the file has no video stream (audio only?)")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"  # frame and slice threads, one per core
+    return container
 
 
-def _video_info(capture: cv2.VideoCapture, path: Path) -> VideoInfo:
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    fps = fps if math.isfinite(fps) and 0 < fps < 1000 else 0.0
-    frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    if frame_count <= 0:  # unknown: WebM without a duration reports a huge negative number
-        frame_count = _count_frames(path)
-    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    rotation = int(capture.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
-    if rotation in (90, 270):
-        # OpenCV applies the rotation when it decodes (CAP_PROP_ORIENTATION_AUTO).
-        width, height = height, width
-    if frame_count <= 0 or width <= 0:
-        raise UnreadableMediaError("the video has no decodable frames")
-    if width * height > MAX_VIDEO_PIXELS:
-        raise MediaTooLargeError(f"{path.name}: {width}x{height} is more than {_megapixels(MAX_VIDEO_PIXELS)} a frame")
-    return VideoInfo(
-        frame_count=frame_count,
-        fps=fps,
-        width=width,
-        height=height,
-        duration_s=frame_count / fps if fps else 0.0,
-        rotation=rotation,
+def _index(stream, container) -> _Index:
+    """Every frame's timestamp, from one pass over the packets. Packets without timestamps
+    (some AVI and raw streams) are numbered in order."""
+    import av
+
+    timestamps: list[tuple[int, bool]] = []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            pts = packet.pts if packet.pts is not None else packet.dts
+            timestamps.append((len(timestamps) if pts is None else pts, packet.is_keyframe))
+    except av.FFmpegError:
+        pass  # a damaged tail: the frames before it are still there
+    timestamps.sort()
+    fps = float(stream.average_rate or stream.guessed_rate or 0)
+    return _Index(
+        pts=[pts for pts, _ in timestamps],
+        keyframe=[key for _, key in timestamps],
+        width=stream.codec_context.width,
+        height=stream.codec_context.height,
+        fps=fps if math.isfinite(fps) and 0 < fps < 1000 else 0.0,
     )
 
 
-def _count_frames(path: Path) -> int:
-    """Count frames by decoding a second, throw-away stream: streams without an index (a
-    browser's MediaRecorder WebM) often cannot seek back to the start."""
-    capture = _open_video(path)
-    count = 0
-    try:
-        while capture.grab():
-            count += 1
-    finally:
-        capture.release()
-    return count
+def _decode(path: Path, index: _Index, wanted: list[int]) -> tuple[list[Frame], int]:
+    """The frames at display positions `wanted` (ascending), and the stream's rotation
+    (clockwise degrees to display it upright)."""
+    import av
 
-
-def _read_indices(capture: cv2.VideoCapture, wanted: list[int]) -> tuple[list[Frame], int]:
-    """Decode the wanted frame indices (ascending); return them and how far the stream went."""
+    wanted_set = set(wanted)
+    wanted_pts = {index.pts[i] for i in wanted}
+    keyframes = [i for i, key in enumerate(index.keyframe) if key]
     frames: list[Frame] = []
-    position = 0  # index of the next frame grab() returns
-    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-    for index in wanted:
-        if index - position > SEEK_GAP_FRAMES and capture.set(cv2.CAP_PROP_POS_FRAMES, index):
-            position = index
-        while position <= index:
-            if not capture.grab():
-                return frames, position
-            position += 1
-        ok, bgr = capture.retrieve()
-        if not ok or bgr is None:
-            continue
-        height, width = bgr.shape[:2]
-        if width * height > MAX_VIDEO_PIXELS:  # a stream larger than its container said
-            raise MediaTooLargeError(f"a frame of {width}x{height} is more than {_megapixels(MAX_VIDEO_PIXELS)}")
-        milliseconds = capture.get(cv2.CAP_PROP_POS_MSEC)
-        timestamp = milliseconds / 1000 if milliseconds > 0 or index == 0 else (index / fps if fps else 0.0)
-        scale = min(1.0, math.sqrt(MAX_ANALYSIS_PIXELS / (width * height)))
-        if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-            scale = size[0] / width
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        frames.append(Frame(index=index, timestamp_s=timestamp, image=rgb, scale=scale))
-    return frames, position
+    rotation = 0
+    with _open_video(path) as container:
+        stream = container.streams.video[0]
+        time_base = float(stream.time_base or 0)
+        context = stream.codec_context
+        packets = container.demux(stream)
+        reached = -1  # display position decoding has reached (or sought to)
+        shown = -1  # frames output so far, for streams without timestamps
+        while len(frames) < len(wanted):
+            target = next(i for i in wanted if i > reached) if any(i > reached for i in wanted) else None
+            if target is None:
+                break
+            # Jump to the keyframe before the next sample when it lies far ahead of where decoding is.
+            start = keyframes[bisect.bisect_right(keyframes, target) - 1] if keyframes else 0
+            if start - reached > SEEK_GAP_FRAMES:
+                container.seek(index.pts[start], stream=stream, backward=True)
+                context.flush_buffers()
+                packets = container.demux(stream)
+                reached = start - 1
+            packet = next(packets, None)
+            try:
+                if packet is None:
+                    decoded = context.decode(None)
+                else:
+                    pts = packet.pts if packet.pts is not None else packet.dts
+                    # A frame no other frame refers to is decoded only if it is sampled.
+                    context.skip_frame = "DEFAULT" if pts is None or pts in wanted_pts else "NONREF"
+                    decoded = context.decode(packet)
+            except av.FFmpegError:
+                decoded = []  # a damaged packet: the frames that need it are missing
+            for frame in decoded:
+                shown += 1
+                i = shown if frame.pts is None else bisect.bisect_left(index.pts, frame.pts)
+                reached = max(reached, i)
+                if i not in wanted_set or any(f.index == i for f in frames):
+                    continue
+                rotation = (-frame.rotation) % 360
+                if frame.pts is not None and time_base:
+                    seconds = (frame.pts - index.pts[0]) * time_base
+                else:
+                    seconds = i / (index.fps or 1)
+                frames.append(_frame(frame, i, seconds))
+            if packet is None:
+                break
+    return frames, rotation
+
+
+def _frame(decoded, index: int, timestamp: float) -> Frame:
+    """A decoded frame as upright RGB, scaled down to MAX_ANALYSIS_PIXELS when larger."""
+    width, height = decoded.width, decoded.height
+    if width * height > MAX_VIDEO_PIXELS:  # a stream larger than its container said
+        raise MediaTooLargeError(f"a frame of {width}x{height} is more than {_megapixels(MAX_VIDEO_PIXELS)}")
+    rgb = decoded.to_ndarray(format="rgb24")
+    if decoded.rotation % 360:
+        rgb = np.ascontiguousarray(np.rot90(rgb, decoded.rotation // 90))  # counterclockwise, as the matrix says
+    height, width = rgb.shape[:2]
+    scale = min(1.0, math.sqrt(MAX_ANALYSIS_PIXELS / (width * height)))
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        scale = size[0] / width
+    return Frame(index=index, timestamp_s=timestamp, image=rgb, scale=scale)
+
+
+def _first_rotation(container, stream) -> int:
+    import av
+
+    try:
+        for frame in container.decode(stream):
+            return (-frame.rotation) % 360
+    except av.FFmpegError:
+        pass
+    return 0
+
+
+def _check_size(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_VIDEO_PIXELS:
+        raise MediaTooLargeError(f"{path.name}: {width}x{height} is more than {_megapixels(MAX_VIDEO_PIXELS)} a frame")
+
+
+def _video_info(path: Path, index: _Index, rotation: int) -> VideoInfo:
+    width, height = (index.height, index.width) if rotation in (90, 270) else (index.width, index.height)
+    if not index.pts or width <= 0:
+        raise UnreadableMediaError(f"{path.name}: the video has no decodable frames")
+    frame_count = len(index.pts)
+    return VideoInfo(
+        frame_count=frame_count,
+        fps=index.fps,
+        width=width,
+        height=height,
+        duration_s=frame_count / index.fps if index.fps else 0.0,
+        rotation=rotation,
+    )
 
 
 def _megapixels(pixels: int) -> str:

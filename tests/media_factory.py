@@ -16,6 +16,29 @@ def write_video(path: Path, frames: int, size: tuple[int, int] = (160, 120), fps
     return path
 
 
+def write_h264(
+    path: Path, frames: int, size: tuple[int, int] = (160, 120), keyframe_every: int = 250, rotation: int = 0
+) -> Path:
+    """An H.264 video with B-frames (x264's defaults) whose frame i has grey level 7*i (mod
+    256) with a white square in its top-left corner (so frames and their orientation are
+    tellable); `rotation`: counterclockwise degrees in its display matrix, as a phone writes."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"g": str(keyframe_every), "crf": "18"})
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i in range(frames):
+            image = np.full((size[1], size[0], 3), (i * 7) % 256, np.uint8)
+            image[:16, :16] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 def write_frames_from(source: Path, path: Path, count: int, step: int = 1) -> Path:
     """A short video made of frames of a real video (every `step`-th, `count` of them)."""
     capture = cv2.VideoCapture(str(source))

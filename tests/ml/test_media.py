@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -5,7 +6,7 @@ from PIL import Image
 from ml.errors import MediaTooLargeError, UnreadableMediaError
 from ml.media import detect_media_type, probe_video, read_frames, read_image, sample_indices
 from tests.conftest import shared_path
-from tests.media_factory import write_video
+from tests.media_factory import write_h264, write_video
 
 
 def test_sample_indices_spread_over_the_whole_video():
@@ -42,6 +43,55 @@ def test_read_frames_decodes_the_right_frames(tmp_path):
     _, frames = read_frames(path, 10)
     for frame in frames:
         assert abs(float(frame.image.mean()) - (frame.index * 7) % 256) < 4
+
+
+def opencv_frames(path, indices: list[int]) -> list[np.ndarray]:
+    """The frames at `indices` as OpenCV decodes them, every frame in turn: a reference
+    decoder that skips nothing."""
+    capture = cv2.VideoCapture(str(path))
+    frames, i = [], 0
+    while i <= indices[-1]:
+        ok, bgr = capture.read()
+        assert ok
+        if i in indices:
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        i += 1
+    capture.release()
+    return frames
+
+
+@pytest.mark.parametrize("n", [10, 32, 100])
+def test_skipping_frames_loses_no_pixel(n):
+    # An FF++ clip has B-frames nothing refers to, and read_frames skips those it does not sample.
+    path = shared_path("data", "videos", "ffpp", "fake", "Deepfakes_044_945.mp4")
+    info, frames = read_frames(path, n)
+    assert [f.index for f in frames] == sample_indices(info.frame_count, n)
+    for frame, expected in zip(frames, opencv_frames(path, [f.index for f in frames]), strict=True):
+        assert np.array_equal(frame.image, expected)
+
+
+def test_a_long_video_is_read_by_jumping_to_keyframes(tmp_path):
+    path = write_h264(tmp_path / "long.mp4", frames=1500, keyframe_every=50)
+    info, frames = read_frames(path, 10)
+    assert info.frame_count == 1500 and info.fps == 25
+    assert [f.index for f in frames] == sample_indices(1500, 10)
+    for frame in frames:
+        assert abs(float(frame.image[60:, 60:].mean()) - (frame.index * 7) % 256) < 4
+        assert frame.timestamp_s == pytest.approx(frame.index / 25)
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_a_rotated_video_is_read_upright_as_opencv_shows_it(tmp_path, rotation):
+    path = write_h264(tmp_path / "phone.mp4", frames=12, size=(96, 64), rotation=rotation)
+    info, frames = read_frames(path, 10)
+    capture = cv2.VideoCapture(str(path))  # OpenCV applies the display matrix when it decodes
+    ok, upright = capture.read()
+    capture.release()
+    assert ok
+    assert (info.width, info.height) == (upright.shape[1], upright.shape[0])
+    assert info.rotation == probe_video(path).rotation == (-rotation) % 360
+    assert frames[0].image.shape == upright.shape
+    assert np.abs(frames[0].image.astype(int) - cv2.cvtColor(upright, cv2.COLOR_BGR2RGB)).max() <= 2
 
 
 def test_a_video_shorter_than_n_gives_all_its_frames(tmp_path):
