@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -46,6 +46,8 @@ FAILURE_ADVICE = {
     ),
 }
 RERUN_MAY_HELP = {FailureReason.MODEL_UNAVAILABLE, FailureReason.TIMEOUT, FailureReason.INTERNAL_ERROR}
+# An analysis's largest columns, which lists of analyses never show.
+HEAVY_FIELDS = ("timeline_svg", "histogram_svg", "emotion_svg", "custody", "timings", "aggregates", "emotion_changes")
 
 
 def visible_analyses(user) -> QuerySet[Analysis]:
@@ -104,20 +106,17 @@ def history(request: HttpRequest) -> HttpResponse:
             analyses = analyses.filter(verdict=verdict)
         if status := form.cleaned_data["status"]:
             analyses = analyses.filter(status=status)
+    # A row needs neither the charts nor the custody record (tens of kB an analysis), and of the
+    # frames only the first thumbnail's id: one query for the page, however many frames.
+    first_thumbnail = FrameResult.objects.filter(analysis=OuterRef("pk")).exclude(thumbnail="").order_by("index")
+    analyses = analyses.defer(*HEAVY_FIELDS).annotate(thumbnail_frame=Subquery(first_thumbnail.values("pk")[:1]))
     page = Paginator(analyses, 20).get_page(request.GET.get("page"))
-    first_frames = {
-        frame.analysis_id: frame
-        for frame in FrameResult.objects.filter(analysis__in=page.object_list)
-        .exclude(thumbnail="")
-        .order_by("analysis", "index")
-    }
-    rows = [(analysis, first_frames.get(analysis.pk)) for analysis in page.object_list]
     query = request.GET.copy()
     query.pop("page", None)
     return render(
         request,
         "detector/history.html",
-        {"form": form, "page": page, "rows": rows, "query": query.urlencode()},
+        {"form": form, "page": page, "query": query.urlencode()},
     )
 
 

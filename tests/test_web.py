@@ -313,6 +313,35 @@ def test_history_filters_and_searches(signed_in, alice, models, django_capture_o
     assert "holiday.jpg" in page and "notes.mp4" not in page
 
 
+def finished_video(owner, name: str, frames: int) -> Analysis:
+    """A finished analysis with its frame rows, made directly (the page is under test)."""
+    upload_row = Upload.objects.create(owner=owner, file=f"uploads/{name}", original_name=name, size=1, sha256="0" * 64)
+    analysis = Analysis.objects.create(
+        upload=upload_row, owner=owner, status=Status.DONE, verdict="real", fake_probability=0.1, timeline_svg="<svg/>"
+    )
+    for index in reversed(range(frames)):
+        FrameResult.objects.create(
+            analysis=analysis, index=index * 10, timestamp_s=index, thumbnail=f"results/{name}/{index}.jpg"
+        )
+    return analysis
+
+
+def test_history_shows_each_first_frame_in_a_fixed_number_of_queries(
+    signed_in, alice, django_assert_max_num_queries, django_assert_num_queries
+):
+    first = finished_video(alice, "first.mp4", 3)
+    signed_in.get(reverse("history"))  # the session, loaded once
+    with django_assert_num_queries(4) as few:
+        page = signed_in.get(reverse("history")).content.decode()
+    frame = first.frames.get(index=0)
+    assert reverse("analysis-file", args=[first.pk, "thumbnail", frame.pk]) in page
+    for k in range(6):
+        finished_video(alice, f"more-{k}.mp4", 20)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        page = signed_in.get(reverse("history")).content.decode()
+    assert page.count('class="thumb"') == 7
+
+
 def test_forms_need_their_csrf_token(alice):
     from django.test import Client
 
