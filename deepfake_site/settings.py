@@ -198,6 +198,8 @@ FILE_UPLOAD_HANDLERS = [
 DEEPFAKE_MODEL_DIR = Path(env_str("DEEPFAKE_MODEL_DIR", str(BASE_DIR / "ml" / "weights")))
 DEEPFAKE_DEVICE = env_str("DEEPFAKE_DEVICE", "auto")
 DEEPFAKE_TORCH_THREADS = env_int("DEEPFAKE_TORCH_THREADS", 0)  # 0: one per core
+# Workers run at this niceness, so that on cores shared with the web server, pages come first.
+DEEPFAKE_WORKER_NICENESS = env_int("DEEPFAKE_WORKER_NICENESS", 10)
 DEEPFAKE_TASK_TIMEOUT = env_int("DEEPFAKE_TASK_TIMEOUT", 900)
 # Facial expression per face (an optional stage: evidence beside the verdict, never in it).
 DEEPFAKE_EMOTIONS = env_bool("DEEPFAKE_EMOTIONS", True)

@@ -76,3 +76,28 @@ def test_check_deploy_is_clean_for_production_settings():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no issues" in done.stdout
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("", 10), ("3", 3)])
+def test_a_worker_runs_below_the_web_servers_priority(setting, expected):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    run_in_worker = (
+        "import os, threading, django; django.setup()\n"
+        "from detector.tasks import _configure_worker\n"
+        "_configure_worker(); _configure_worker()\n"  # once per process, however many jobs
+        "later = []\n"
+        "thread = threading.Thread(target=lambda: later.append(os.getpriority(os.PRIO_PROCESS, 0)))\n"
+        "thread.start(); thread.join()\n"
+        "print(os.getpriority(os.PRIO_PROCESS, 0), later[0])\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "deepfake_site.settings", "DEEPFAKE_WORKER_NICENESS": setting}
+    done = subprocess.run([sys.executable, "-c", run_in_worker], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    # The worker's threads (torch's, the decoder's) inherit its priority.
+    assert done.stdout.split() == [str(max(base, expected))] * 2
