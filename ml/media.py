@@ -187,7 +187,7 @@ def _index(stream, container) -> _Index:
     timestamps: list[tuple[int, bool]] = []
     try:
         for packet in container.demux(stream):
-            if packet.size == 0:
+            if packet.size == 0 or packet.is_discard:  # discarded: decoded for reference, never shown
                 continue
             pts = packet.pts if packet.pts is not None else packet.dts
             timestamps.append((len(timestamps) if pts is None else pts, packet.is_keyframe))
@@ -209,10 +209,10 @@ def _decode(path: Path, index: _Index, wanted: list[int]) -> tuple[list[Frame], 
     (clockwise degrees to display it upright)."""
     import av
 
-    wanted_set = set(wanted)
     wanted_pts = {index.pts[i] for i in wanted}
     keyframes = [i for i, key in enumerate(index.keyframe) if key]
     frames: list[Frame] = []
+    pending = set(wanted)
     rotation = 0
     with _open_video(path) as container:
         stream = container.streams.video[0]
@@ -221,10 +221,11 @@ def _decode(path: Path, index: _Index, wanted: list[int]) -> tuple[list[Frame], 
         packets = container.demux(stream)
         reached = -1  # display position decoding has reached (or sought to)
         shown = -1  # frames output so far, for streams without timestamps
-        while len(frames) < len(wanted):
-            target = next(i for i in wanted if i > reached) if any(i > reached for i in wanted) else None
-            if target is None:
+        while True:
+            ahead = bisect.bisect_right(wanted, reached)
+            if ahead == len(wanted):
                 break
+            target = wanted[ahead]
             # Jump to the keyframe before the next sample when it lies far ahead of where decoding is.
             start = keyframes[bisect.bisect_right(keyframes, target) - 1] if keyframes else 0
             if start - reached > SEEK_GAP_FRAMES:
@@ -246,9 +247,11 @@ def _decode(path: Path, index: _Index, wanted: list[int]) -> tuple[list[Frame], 
             for frame in decoded:
                 shown += 1
                 i = shown if frame.pts is None else bisect.bisect_left(index.pts, frame.pts)
-                reached = max(reached, i)
-                if i not in wanted_set or any(f.index == i for f in frames):
+                known = frame.pts is None or (i < len(index.pts) and index.pts[i] == frame.pts)
+                reached = max(reached, i if known else i - 1)
+                if not known or i not in pending:
                     continue
+                pending.remove(i)
                 rotation = (-frame.rotation) % 360
                 if frame.pts is not None and time_base:
                     seconds = (frame.pts - index.pts[0]) * time_base
@@ -257,7 +260,7 @@ def _decode(path: Path, index: _Index, wanted: list[int]) -> tuple[list[Frame], 
                 frames.append(_frame(frame, i, seconds))
             if packet is None:
                 break
-    return frames, rotation
+    return sorted(frames, key=lambda frame: frame.index), rotation
 
 
 def _frame(decoded, index: int, timestamp: float) -> Frame:
