@@ -32,8 +32,8 @@ MAX_VIDEO_PIXELS = 4096 * 2160
 # the frame height. Boxes are reported in the source's pixels (`Frame.scale`).
 MAX_ANALYSIS_PIXELS = 1920 * 1080
 
-# Decoding costs ~3 ms a frame of 720p H.264 here; a seek, tens of ms. Jump to the keyframe
-# before the next sample only when it saves decoding this many frames (long videos).
+# Jump to the keyframe before the next sample only when that skips decoding at least this many
+# frames (long videos): a seek also throws away the frames in flight in the decoder's threads.
 SEEK_GAP_FRAMES = 60
 
 
