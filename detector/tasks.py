@@ -136,9 +136,9 @@ def _configure_worker() -> None:
     global _worker_configured
     if _worker_configured:
         return
-    import torch
-
     if settings.DEEPFAKE_TORCH_THREADS > 0:
+        import torch
+
         torch.set_num_threads(settings.DEEPFAKE_TORCH_THREADS)
     niceness = settings.DEEPFAKE_WORKER_NICENESS
     if niceness > os.getpriority(os.PRIO_PROCESS, 0):

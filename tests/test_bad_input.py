@@ -74,6 +74,7 @@ def test_through_the_api(case, media, alice, models, settings, django_capture_on
     assert client.get("/healthz").status_code == 200
 
 
+@pytest.mark.one_leg  # the same jobs as through the API, which both legs run
 @pytest.mark.django_db
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_through_the_upload_page(case, media, client, alice, models, settings, django_capture_on_commit_callbacks):

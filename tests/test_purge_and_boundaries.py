@@ -54,6 +54,7 @@ def test_the_web_process_never_imports_torch():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.engine
 def test_ml_never_imports_django():
     code = (
         "import sys, ml.inference, ml.training.train, ml.training.evaluate, ml.training.datasets;"

@@ -95,7 +95,12 @@ def test_a_worker_runs_below_the_web_servers_priority(setting, expected):
         "thread.start(); thread.join()\n"
         "print(os.getpriority(os.PRIO_PROCESS, 0), later[0])\n"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "deepfake_site.settings", "DEEPFAKE_WORKER_NICENESS": setting}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "deepfake_site.settings",
+        "DEEPFAKE_WORKER_NICENESS": setting,
+        "DEEPFAKE_TORCH_THREADS": "0",  # torch's own threads: nothing to set, nothing to import
+    }
     done = subprocess.run([sys.executable, "-c", run_in_worker], cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     base = os.getpriority(os.PRIO_PROCESS, 0)

@@ -60,12 +60,12 @@ def opencv_frames(path, indices: list[int]) -> list[np.ndarray]:
     return frames
 
 
-@pytest.mark.parametrize("n", [10, 32, 100])
-def test_skipping_frames_loses_no_pixel(n):
-    # An FF++ clip has B-frames nothing refers to, and read_frames skips those it does not sample.
+def test_skipping_frames_loses_no_pixel():
+    # An FF++ clip has B-frames nothing refers to, and read_frames skips those it does not
+    # sample (at 32 frames, some of the sampled ones are such B-frames).
     path = shared_path("data", "videos", "ffpp", "fake", "Deepfakes_044_945.mp4")
-    info, frames = read_frames(path, n)
-    assert [f.index for f in frames] == sample_indices(info.frame_count, n)
+    info, frames = read_frames(path, 32)
+    assert [f.index for f in frames] == sample_indices(info.frame_count, 32)
     for frame, expected in zip(frames, opencv_frames(path, [f.index for f in frames]), strict=True):
         assert np.array_equal(frame.image, expected)
 
