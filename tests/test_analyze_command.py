@@ -1,5 +1,6 @@
 """`manage.py analyze` as an analyst runs it: a real process, real files, no worker, an empty database."""
 
+import io
 import itertools
 import json
 import os
@@ -30,14 +31,19 @@ def analyze(*args: str, model_dir, tmp_path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.engine
-def test_two_videos_and_a_photo_give_three_json_lines(model_dir, tmp_path):
+def test_videos_a_photo_and_a_missing_file_give_a_json_line_each(model_dir, tmp_path):
+    """One process for every case (each start loads the models): two videos, a photo asked of
+    the video model, a file that is not there."""
     files = [
         shared_path("data", "videos", "ffpp", "real", "035.mp4"),
         shared_path("data", "videos", "ffpp", "fake", "Deepfakes_035_036.mp4"),
         shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg"),
+        tmp_path / "missing.mp4",
     ]
     done = analyze(
         *map(str, files),
+        "--model",
+        "efficientnet_lstm",
         "--frames",
         "10",
         "--format",
@@ -47,11 +53,11 @@ def test_two_videos_and_a_photo_give_three_json_lines(model_dir, tmp_path):
         model_dir=model_dir,
         tmp_path=tmp_path,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr[-2000:]  # one file failed, and said so
     lines = [json.loads(line) for line in done.stdout.strip().splitlines()]
     assert [line["file"] for line in lines] == [str(f) for f in files]
-    assert [line["media_type"] for line in lines] == ["video", "video", "image"]
-    for line in lines:
+    assert [line["media_type"] for line in lines[:3]] == ["video", "video", "image"]
+    for line in lines[:3]:
         for key in (
             "verdict",
             "fake_probability",
@@ -67,19 +73,28 @@ def test_two_videos_and_a_photo_give_three_json_lines(model_dir, tmp_path):
         report = tmp_path / "reports" / f"{Path(line['file']).stem}.pdf"
         assert report.read_bytes().startswith(b"%PDF")
     assert lines[0]["frames_analyzed"] == 10 and len(lines[0]["frames"]) == 10
-    assert lines[0]["model_name"] == "efficientnet_lstm" and lines[2]["model_name"] == "efficientnet"
-    assert lines[2]["faces_detected"] >= 4
+    assert lines[0]["model_name"] == "efficientnet_lstm"
+    # The photo is analysed by the photo model, and the user is told why.
+    assert lines[2]["model_name"] == "efficientnet" and lines[2]["faces_detected"] >= 4
+    assert "efficientnet_lstm is a video model" in lines[2]["note"]
+    assert "efficientnet_lstm is a video model" in done.stderr
+    assert lines[3]["error"]["reason"] == "unreadable_media" and "no such file" in lines[3]["error"]["message"]
+    assert not (tmp_path / "reports" / "missing.pdf").exists()
     assert not (tmp_path / "empty.sqlite3").exists() or (tmp_path / "empty.sqlite3").stat().st_size == 0
 
 
 @pytest.mark.engine
-def test_missing_and_corrupt_files_fail_with_reasons(model_dir, tmp_path):
+def test_text_lines_say_what_failed_and_why(models, tmp_path):
+    from django.core.management import call_command
+
     corrupt = tmp_path / "broken.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
     photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
-    done = analyze(str(tmp_path / "missing.mp4"), str(corrupt), str(photo), model_dir=model_dir, tmp_path=tmp_path)
-    assert done.returncode == 1
-    lines = done.stdout.strip().splitlines()
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_status:
+        call_command("analyze", str(tmp_path / "missing.mp4"), str(corrupt), str(photo), "--no-progress", stdout=out)
+    assert exit_status.value.code == 1
+    lines = out.getvalue().strip().splitlines()
     assert len(lines) == 3
     assert "missing.mp4: FAILED (unreadable_media)" in lines[0] and "no such file" in lines[0]
     assert "broken.mp4: FAILED (unreadable_media)" in lines[1]
@@ -130,16 +145,3 @@ def test_live_needs_one_readable_source(model_dir, tmp_path):
     assert two.returncode != 0 and "one video file or camera index" in two.stderr
     missing = analyze("--live", str(tmp_path / "nothing.mp4"), model_dir=model_dir, tmp_path=tmp_path)
     assert missing.returncode != 0 and "no such file" in missing.stderr
-
-
-@pytest.mark.engine
-def test_a_model_of_the_other_kind_is_not_used_silently(model_dir, tmp_path):
-    photo = shared_path("data", "images", "real_faces", "facenet_pytorch", "multiface.jpg")
-    done = analyze(
-        str(photo), "--model", "efficientnet_lstm", "--format", "json", model_dir=model_dir, tmp_path=tmp_path
-    )
-    assert done.returncode == 0, done.stderr[-1000:]
-    line = json.loads(done.stdout)
-    # The photo is analysed by the photo model, and the user is told why.
-    assert line["model_name"] == "efficientnet" and line["verdict"] in ("fake", "real", "uncertain")
-    assert "efficientnet_lstm is a video model" in line["note"] and "efficientnet_lstm is a video model" in done.stderr
