@@ -13,6 +13,10 @@ R-Net's and O-Net's are laid out channels-last (`_crop_boxes` says why), so boxe
 agree with facenet-pytorch's to 1e-4 px and probabilities to 1e-6 (over 288 FF++ frames; the
 faces found are the same: `tests/ml/test_mtcnn.py` checks this on real frames).
 
+A caller that knows where faces were (the frame before, in a video) can ask the first stage to
+look only there (`Region`): the proposal network then runs on windows of the pyramid's levels
+instead of whole levels, and proposes within them exactly what it proposes on the whole level.
+
 `detect_face` is ported from `facenet_pytorch.models.utils.detect_face` (MIT licence); apart
 from resizing, an image smaller than the smallest face has no faces and a box that lies wholly
 outside its image is dropped (facenet-pytorch raises errors there).
@@ -21,6 +25,7 @@ outside its image is dropped (facenet-pytorch raises errors there).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -36,6 +41,19 @@ from facenet_pytorch.models.utils.detect_face import (
 )
 
 
+@dataclass(frozen=True)
+class Region:
+    """Where to look in one image of a batch: a rectangle of its pixels, and the smallest face
+    worth looking for there (pixels)."""
+
+    image: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    smallest_face: float
+
+
 def detect_face(
     images: np.ndarray,
     minsize: float,
@@ -44,11 +62,19 @@ def detect_face(
     onet: torch.nn.Module,
     threshold: Sequence[float],
     factor: float,
+    regions: Sequence[Region] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Faces in a batch of equal-sized RGB uint8 images `(N, H, W, 3)`.
 
     Returns, per image, an array `(K, 5)` of boxes `x1, y1, x2, y2, probability` and an
     array `(K, 5, 2)` of landmarks, in facenet-pytorch's order (K may be 0).
+
+    With `regions`, the first stage looks only inside them (an image without a region has no
+    faces), on the pyramid levels that find faces of their `smallest_face` or larger. The
+    pyramid is the one `minsize` sets, and within a region the first network's outputs are
+    those it gives on the whole level, so a face inside a region is found as a search of the
+    whole image finds it (`_propose_in_regions` says how). The first stage is most of the
+    work; in a region around a known face it is a few percent of it.
     """
     device = next(pnet.parameters()).device
     model_dtype = next(pnet.parameters()).dtype
@@ -72,10 +98,16 @@ def detect_face(
     offset = 0
     whole = [torch.full((batch_size,), v) for v in (0, h, 0, w)]  # each pyramid level is a whole image
     for scale in scales:
-        im_data = _resample(integral, every_image, *whole, (int(h * scale + 1), int(w * scale + 1)))
-        im_data = (im_data.to(device, model_dtype) - 127.5) * 0.0078125
-        reg, probs = pnet(im_data)
-        boxes_scale, image_inds_scale = generateBoundingBox(reg, probs[:, 1], scale, threshold[0])
+        level = (int(h * scale + 1), int(w * scale + 1))
+        if regions is None:
+            im_data = _resample(integral, every_image, *whole, level)
+            im_data = (im_data.to(device, model_dtype) - 127.5) * 0.0078125
+            reg, probs = pnet(im_data)
+            boxes_scale, image_inds_scale = generateBoundingBox(reg, probs[:, 1], scale, threshold[0])
+        else:
+            boxes_scale, image_inds_scale = _propose_in_regions(
+                integral, regions, (h, w), level, scale, pnet, threshold[0]
+            )
         boxes_list.append(boxes_scale)
         inds_list.append(image_inds_scale)
         pick = batched_nms(boxes_scale[:, :4], boxes_scale[:, 4], image_inds_scale, 0.5)
@@ -149,6 +181,76 @@ def detect_face(
     )
 
 
+def _propose_in_regions(
+    integral: torch.Tensor,
+    regions: Sequence[Region],
+    size: tuple[int, int],
+    level: tuple[int, int],
+    scale: float,
+    pnet: torch.nn.Module,
+    threshold: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`generateBoundingBox`'s candidates of one pyramid level, from windows of the level that
+    cover the regions instead of the whole level.
+
+    The proposal network is fully convolutional with a stride of 2: its output (y, x) reads
+    level pixels [2y, 2y + 12) x [2x, 2x + 12) and nothing else. A window that starts at even
+    coordinates and is of even size (or ends where the level ends, which then has the same
+    last, partial pooling cell) therefore gives, at its output (y, x), the whole level's output
+    (y + top / 2, x + left / 2); the window's pixels are the level's, resampled by the same
+    arithmetic (`_area`). Windows overlapping in one image give some candidates twice; the
+    per-level suppression that follows keeps one of each.
+    """
+    device = next(pnet.parameters()).device
+    model_dtype = next(pnet.parameters()).dtype
+    height, width = size
+    level_h, level_w = level
+    groups: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+    for region in regions:
+        if 12.0 / scale < region.smallest_face:  # this level finds only smaller faces
+            continue
+        top, rows = _window(region.y0, region.y1, scale, level_h)
+        left, cols = _window(region.x0, region.x1, scale, level_w)
+        if rows >= 12 and cols >= 12:
+            groups.setdefault((rows, cols), []).append((region.image, top, left))
+    boxes_list = [torch.zeros(0, 9, device=device)]
+    inds_list = [torch.zeros(0, dtype=torch.long, device=device)]
+    for (rows, cols), windows in groups.items():
+        image_inds, tops, lefts = (torch.tensor(column) for column in zip(*windows, strict=True))
+        i = tops[:, None] + torch.arange(rows)
+        j = lefts[:, None] + torch.arange(cols)
+        r0, r1 = (i * height) // level_h, ((i + 1) * height + level_h - 1) // level_h
+        c0, c1 = (j * width) // level_w, ((j + 1) * width + level_w - 1) // level_w
+        im_data = _area(integral, image_inds, r0, r1, c0, c1)
+        im_data = (im_data.to(device, model_dtype) - 127.5) * 0.0078125
+        reg, probs = pnet(im_data)
+        # generateBoundingBox, with each window's output positions moved to the level's.
+        reg = reg.permute(1, 0, 2, 3)
+        mask = probs[:, 1] >= threshold
+        mask_inds = mask.nonzero()
+        window = mask_inds[:, 0]
+        offsets = torch.stack([lefts, tops], dim=1).to(device)[window] // 2
+        bb = (mask_inds[:, 1:].flip(1) + offsets).type(reg.dtype)
+        q1 = ((2 * bb + 1) / scale).floor()
+        q2 = ((2 * bb + 12) / scale).floor()
+        reg = reg[:, mask].permute(1, 0)
+        boxes_list.append(torch.cat([q1, q2, probs[:, 1][mask].unsqueeze(1), reg], dim=1))
+        inds_list.append(image_inds.to(device)[window])
+    return torch.cat(boxes_list), torch.cat(inds_list)
+
+
+def _window(start: float, end: float, scale: float, length: int) -> tuple[int, int]:
+    """The first index and the size of a window of a pyramid level of `length` pixels that
+    covers image pixels [start, end): even start, even size or reaching the level's end."""
+    first = max(0, int(np.floor(start * scale)))
+    first -= first % 2
+    size = int(np.ceil(end * scale)) - first
+    size += size % 2
+    if first + size >= length:
+        size = length - first
+    return first, max(0, size)
+
+
 def _integral_images(images: np.ndarray) -> torch.Tensor:
     """`(N, H+1, W+1, 3)` sums of all pixels above and left of each position, exact: int32
     where no sum can reach 2**31 (any frame up to 8.4 megapixels), else float64."""
@@ -203,7 +305,21 @@ def _resample(
     r1 = y0[:, None] + ((i + 1) * rows_n + out_h - 1) // out_h
     c0 = x0[:, None] + (j * cols_n) // out_w
     c1 = x0[:, None] + ((j + 1) * cols_n + out_w - 1) // out_w
+    return _area(integral, image_inds, r0, r1, c0, c1)
 
+
+def _area(
+    integral: torch.Tensor,
+    image_inds: torch.Tensor,
+    r0: torch.Tensor,
+    r1: torch.Tensor,
+    c0: torch.Tensor,
+    c1: torch.Tensor,
+) -> torch.Tensor:
+    """The mean of each bin of image `image_inds[k]`: output pixel (i, j) of crop k averages
+    rows `r0[k, i]..r1[k, i]-1` and columns `c0[k, j]..c1[k, j]-1`. float32 `(K, 3, I, J)`,
+    channels-last."""
+    out_h, out_w = r0.shape[1], c0.shape[1]
     _, height_1, row_stride, channels = integral.shape
     flat = integral.reshape(-1, channels)
     base = image_inds[:, None, None] * (height_1 * row_stride)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from ml.faces import Detection, assign_tracks, crop_face
 from ml.media import read_frames, read_image
@@ -40,6 +41,38 @@ def test_images_of_different_sizes_can_be_detected_together(face_detector):
     detections = face_detector.detect([big, small, big])
     assert len(detections[0]) == len(detections[2]) >= 4
     assert len(detections[1]) >= 1
+
+
+@pytest.mark.parametrize("video", ["real/033.mp4", "fake/Deepfakes_044_945.mp4"])
+def test_following_faces_finds_them_where_searching_every_frame_finds_them(face_detector, video):
+    _, frames = read_frames(shared_path("data", "videos", "ffpp", video), 16)
+    images = [frame.image for frame in frames]
+    searched = face_detector.detect(images)
+    followed = face_detector.detect_following(images, search_every=4)
+    assert all(searched)
+    for theirs, ours in zip(searched, followed, strict=True):
+        # The presenter in every frame; any face found, found where the whole search found it.
+        # (033 has a face in the background that the whole search finds in some frames only.)
+        assert ours and np.allclose(ours[0].box, theirs[0].box, rtol=0, atol=1e-2)
+        for face in ours:
+            same = [other for other in theirs if np.allclose(face.box, other.box, rtol=0, atol=1e-2)]
+            assert len(same) == 1
+            np.testing.assert_allclose(face.landmarks, same[0].landmarks, rtol=0, atol=1e-2)
+
+
+def test_a_face_beside_a_followed_one_is_found_at_the_next_whole_search(face_detector):
+    _, frames = read_frames(shared_path("data", "videos", "ffpp", "real", "033.mp4"), 10)
+    face = frames[0].image
+    wall = np.full_like(face, 128)
+    one, two = np.concatenate([face, wall], axis=1), np.concatenate([face, face], axis=1)
+    n_one, n_two, n_face = (len(faces) for faces in face_detector.detect([one, two, face]))
+    assert n_two > n_one > 0
+    # Frame 0 is searched whole, 1-3 around the faces of the frame before, 4 whole again.
+    found = face_detector.detect_following([one, two, two, two, two, two], search_every=4)
+    assert [len(faces) for faces in found] == [n_one] * 4 + [n_two] * 2
+    # After a frame without faces there is nothing to follow: the next is searched whole.
+    found = face_detector.detect_following([wall, face, face], search_every=4)
+    assert [len(faces) for faces in found] == [0, n_face, n_face]
 
 
 def test_crop_face_is_square_with_margin_and_moves_landmarks():

@@ -3,9 +3,10 @@ the same run (no recorded figures). `python -m bench.no_loss --baseline GIT_REF`
 engines over every FaceForensics++ video.
 
 At dense sampling (frames <= 0.15 s apart) faces are detected on every other frame and boxes
-interpolated between (half the detection time at 100 frames); the reference detects on every
-frame. The faces that decide the verdict must be found in the same frames, P(fake) move by at
-most 0.02 and the verdict stay.
+interpolated between (half the detection time at 100 frames); when frames are <= 0.6 s apart,
+three of every four frames detected on are searched only around the faces of the frame
+before. The reference searches every frame whole. The faces that decide the verdict must be
+found in the same frames, P(fake) move by at most 0.02 and the verdict stay.
 """
 
 import functools
@@ -13,7 +14,7 @@ import functools
 import pytest
 
 import ml.inference
-from ml.faces import detect_sparse
+from ml.faces import FaceDetector, detect_sparse
 from ml.inference import Detector
 from tests.conftest import shared_path
 
@@ -33,10 +34,33 @@ def test_detecting_every_other_frame_at_dense_sampling_loses_nothing(detector, m
     path = shared_path("data", "videos", "ffpp", video)
     sparse = detector.analyze_video(path, 100, explain=False, emotions=False)
     assert any(face.interpolated for frame in sparse.frames for face in frame.faces)
-    monkeypatch.setattr(ml.inference, "detect_sparse", functools.partial(detect_sparse, max_gap_s=0.0))
+    every_frame_whole = functools.partial(detect_sparse, max_gap_s=0.0, follow_gap_s=0.0)
+    monkeypatch.setattr(ml.inference, "detect_sparse", every_frame_whole)
     dense = detector.analyze_video(path, 100, explain=False, emotions=False)
     assert not any(face.interpolated for frame in dense.frames for face in frame.faces)
 
     assert counted_faces_per_frame(sparse) == counted_faces_per_frame(dense)
     assert sparse.fake_probability == pytest.approx(dense.fake_probability, abs=0.02)
     assert sparse.verdict == dense.verdict
+
+
+def test_following_faces_between_whole_searches_loses_nothing(detector, monkeypatch):
+    path = shared_path("data", "videos", "ffpp", "fake", "Deepfakes_044_945.mp4")
+    near = []
+    detect = FaceDetector.detect
+
+    def spy(self, images, near_faces=None):
+        near.append(near_faces is not None)
+        return detect(self, images, near_faces)
+
+    monkeypatch.setattr(FaceDetector, "detect", spy)
+    following = detector.analyze_video(path, 32, explain=False, emotions=False)
+    assert any(near)
+    near.clear()
+    monkeypatch.setattr(ml.inference, "detect_sparse", functools.partial(detect_sparse, follow_gap_s=0.0))
+    searching = detector.analyze_video(path, 32, explain=False, emotions=False)
+    assert not any(near)
+
+    assert counted_faces_per_frame(following) == counted_faces_per_frame(searching)
+    assert following.fake_probability == pytest.approx(searching.fake_probability, abs=0.02)
+    assert following.verdict == searching.verdict
