@@ -393,8 +393,10 @@ def train_frame_model(
     optimizer, optimizer_phase = None, 0
 
     def time_for_another_epoch() -> bool:
+        # The first epoch of a run always runs (a budget shorter than one epoch still makes
+        # progress), even when the setup before it took longer than the budget.
         budget = config.max_minutes * 60
-        return not budget or time.monotonic() - began + last_epoch_seconds <= budget
+        return not budget or not last_epoch_seconds or time.monotonic() - began + last_epoch_seconds <= budget
 
     while epoch < config.epochs and stale < config.patience and time_for_another_epoch():
         phase = 1 if epoch < config.head_epochs else 2

@@ -1,8 +1,10 @@
 """The training and evaluation commands end to end on a tiny subset (seconds, not minutes)."""
 
+import itertools
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -319,11 +321,13 @@ def test_reported_figures_are_computed_in_float32_on_every_machine(monkeypatch):
     np.testing.assert_array_equal(embedded, embedded32)
 
 
-def test_a_time_budget_stops_between_epochs_and_the_same_command_goes_on(tiny_images, tmp_path):
+def test_a_time_budget_stops_between_epochs_and_the_same_command_goes_on(tiny_images, tmp_path, monkeypatch):
     output = tmp_path / "efficientnet.pt"
     command = image_training(tiny_images, tmp_path, "--epochs", "3", "--patience", "5", "--no-pretrained")
-    # The first epoch always runs; after it, any other would pass a budget of a few milliseconds.
-    train.main([*command, "--max-minutes", "0.0001"])
+    # A clock that reads a minute later each time: the setup outlasts the half-minute budget,
+    # and the first epoch still runs; after it, any other would pass the budget.
+    monkeypatch.setattr(train, "time", SimpleNamespace(monotonic=itertools.count(0.0, 60.0).__next__))
+    train.main([*command, "--max-minutes", "0.5"])
     assert [h["epoch"] for h in load_checkpoint(output).provenance["history"]] == [1]
     assert "another would pass --max-minutes" in (tmp_path / "run" / "train.log").read_text()
     train.main(command)
