@@ -252,7 +252,7 @@ def _decode(path: Path, index: _Index, wanted: list[int]) -> tuple[list[Frame], 
                 if not known or i not in pending:
                     continue
                 pending.remove(i)
-                rotation = (-frame.rotation) % 360
+                rotation = _clockwise(frame)
                 if frame.pts is not None and time_base:
                     seconds = (frame.pts - index.pts[0]) * time_base
                 else:
@@ -285,10 +285,16 @@ def _first_rotation(container, stream) -> int:
 
     try:
         for frame in container.decode(stream):
-            return (-frame.rotation) % 360
+            return _clockwise(frame)
     except av.FFmpegError:
         pass
     return 0
+
+
+def _clockwise(frame) -> int:
+    """The clockwise rotation (degrees) that shows a decoded frame upright: its display matrix
+    turns it counterclockwise (`frame.rotation`)."""
+    return (-frame.rotation) % 360
 
 
 def _check_size(path: Path, width: int, height: int) -> None:
