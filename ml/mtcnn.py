@@ -74,7 +74,7 @@ def detect_face(
     pyramid is the one `minsize` sets, and within a region the first network's outputs are
     those it gives on the whole level, so a face inside a region is found as a search of the
     whole image finds it (`_propose_in_regions` says how). The first stage is most of the
-    work; in a region around a known face it is a few percent of it.
+    work, and a region around a known face is a small part of the pyramid.
     """
     device = next(pnet.parameters()).device
     model_dtype = next(pnet.parameters()).dtype
