@@ -198,7 +198,7 @@ def _propose_in_regions(
     coordinates and is of even size (or ends where the level ends, which then has the same
     last, partial pooling cell) therefore gives, at its output (y, x), the whole level's output
     (y + top / 2, x + left / 2); the window's pixels are the level's, resampled by the same
-    arithmetic (`_area`). Windows overlapping in one image give some candidates twice; the
+    arithmetic (`_bins`, `_area`). Windows overlapping in one image give some candidates twice; the
     per-level suppression that follows keeps one of each.
     """
     device = next(pnet.parameters()).device
@@ -217,10 +217,8 @@ def _propose_in_regions(
     inds_list = [torch.zeros(0, dtype=torch.long, device=device)]
     for (rows, cols), windows in groups.items():
         image_inds, tops, lefts = (torch.tensor(column) for column in zip(*windows, strict=True))
-        i = tops[:, None] + torch.arange(rows)
-        j = lefts[:, None] + torch.arange(cols)
-        r0, r1 = (i * height) // level_h, ((i + 1) * height + level_h - 1) // level_h
-        c0, c1 = (j * width) // level_w, ((j + 1) * width + level_w - 1) // level_w
+        r0, r1 = _bins(0, height, level_h, tops[:, None] + torch.arange(rows))
+        c0, c1 = _bins(0, width, level_w, lefts[:, None] + torch.arange(cols))
         im_data = _area(integral, image_inds, r0, r1, c0, c1)
         im_data = (im_data.to(device, model_dtype) - 127.5) * 0.0078125
         reg, probs = pnet(im_data)
@@ -299,13 +297,17 @@ def _resample(
     channels-last memory, the layout `interpolate` gives a channels-last image batch.
     """
     out_h, out_w = size
-    rows_n, cols_n = (y1 - y0)[:, None], (x1 - x0)[:, None]
-    i, j = torch.arange(out_h), torch.arange(out_w)
-    r0 = y0[:, None] + (i * rows_n) // out_h
-    r1 = y0[:, None] + ((i + 1) * rows_n + out_h - 1) // out_h
-    c0 = x0[:, None] + (j * cols_n) // out_w
-    c1 = x0[:, None] + ((j + 1) * cols_n + out_w - 1) // out_w
+    r0, r1 = _bins(y0[:, None], (y1 - y0)[:, None], out_h, torch.arange(out_h))
+    c0, c1 = _bins(x0[:, None], (x1 - x0)[:, None], out_w, torch.arange(out_w))
     return _area(integral, image_inds, r0, r1, c0, c1)
+
+
+def _bins(
+    start: torch.Tensor | int, length: torch.Tensor | int, n: int, index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input pixels `[first, end)` that output pixels `index` of `n` average, resizing
+    `length` pixels from `start` along one axis: `[floor(i*length/n), ceil((i+1)*length/n))`."""
+    return start + (index * length) // n, start + ((index + 1) * length + n - 1) // n
 
 
 def _area(
