@@ -121,7 +121,9 @@ class FaceDetector:
             torch.set_num_threads(threads)
         return results
 
-    def detect_following(self, images: Sequence[np.ndarray], search_every: int = 4) -> list[list[Detection]]:
+    def detect_following(
+        self, images: Sequence[np.ndarray], search_every: int = FOLLOW_SEARCH_EVERY
+    ) -> list[list[Detection]]:
         """Faces in each of a sequence of frames: every `search_every`-th frame (the first
         included) is searched whole, and each frame between is searched around the faces of
         the frame before it (`detect(near=...)`): whole again when the frame before had none,
