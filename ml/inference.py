@@ -12,7 +12,7 @@ suspicious track among those big and steady enough to judge -> Grad-CAM per face
 beside the verdict but never in it, the facial expression of each face (`ml.emotion`) and
 what the file says about itself (`ml.provenance`).
 
-About 460 lines: the pipeline's stages are kept in one class so that a result's every number
+About 500 lines: the pipeline's stages are kept in one class so that a result's every number
 can be traced in one file; the rules it applies live apart (`ml.calibration`, `ml.faces`).
 """
 
@@ -37,6 +37,7 @@ from ml.formats import DEFAULT_FRAMES
 from ml.gradcam import gradcam, overlay
 from ml.media import Frame, detect_media_type, read_frames, read_image
 from ml.results import Aggregates, AnalysisResult, FaceResult, FrameResult, TrackResult
+from ml.runtime import OnnxFunction
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,11 @@ class Detector:
         device: str = "auto",
         face_detector: FaceDetector | None = None,
         precision: str = "fp32",
+        runtime: str = "auto",
     ) -> None:
+        """`runtime` runs the CNN's trunk: "onnxruntime" (ONNX Runtime, for float32 on the CPU:
+        1.4-1.5x faster, the same function; `ml.runtime`), "torch", or "auto", the first where
+        it applies and the model exports, else PyTorch."""
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
         # A copy, folded for inference (batch norms into convolutions): `checkpoint` keeps the
@@ -93,9 +98,29 @@ class Detector:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
         self.bf16 = precision == "bf16"
+        if runtime not in ("auto", "onnxruntime", "torch"):
+            raise ValueError(f"runtime must be 'auto', 'onnxruntime' or 'torch', not {runtime!r}")
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.trunk = self._trunk(runtime)
         self.face_detector = face_detector or shared_face_detector(str(self.device))
+
+    def _trunk(self, runtime: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The function from normalised crops to the trunk's feature maps."""
+        if runtime == "torch":
+            return self.model.forward_features
+        if self.device.type != "cpu" or self.bf16:
+            if runtime == "onnxruntime":
+                raise ValueError("runtime 'onnxruntime' runs float32 on the CPU only")
+            return self.model.forward_features
+        size = self.config.input_size
+        try:
+            return OnnxFunction(_Trunk(self.model), torch.zeros(1, 3, size, size))
+        except RuntimeError as exc:
+            if runtime == "onnxruntime":
+                raise
+            log.info("%s: the trunk runs in PyTorch (%s)", self.config.name, exc)
+            return self.model.forward_features
 
     @classmethod
     def load(
@@ -283,10 +308,10 @@ class Detector:
         for start in range(0, len(crops), BATCH_SIZE):
             batch = torch.from_numpy(np.stack(crops[start : start + BATCH_SIZE])).to(self.device)
             x = (batch.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
-            if self.device.type == "cpu":
+            if self.device.type == "cpu" and not isinstance(self.trunk, OnnxFunction):
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
-                features = self.model.forward_features(x)
+                features = self.trunk(x)
                 embedded = self.model.embed_from_features(features, x).float()
                 logits = self.model.forward_head(embedded)
             embeddings.append(embedded)
@@ -361,6 +386,17 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
         return image
     size = (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+class _Trunk(torch.nn.Module):
+    """A model's `forward_features` as a module's forward, which is what ONNX export takes."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)
 
 
 def _no_progress(stage: str, fraction: float) -> None:

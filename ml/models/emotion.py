@@ -44,7 +44,7 @@ def _max_pool_same(x: torch.Tensor, size: int = 3, stride: int = 2) -> torch.Ten
     """Keras MaxPooling2D(padding="same"): the extra padding row/column goes bottom/right."""
     pads = []
     for length in (x.shape[-1], x.shape[-2]):  # F.pad wants the last dimension first
-        out = -(-length // stride)
+        out = (length + stride - 1) // stride  # ceil; positive, so ONNX division agrees
         total = max((out - 1) * stride + size - length, 0)
         pads += [total // 2, total - total // 2]
     return F.max_pool2d(F.pad(x, pads, value=float("-inf")), size, stride)

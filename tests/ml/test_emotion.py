@@ -14,6 +14,7 @@ from ml.models.emotion import (
     load_emotion_model,
     read_keras_layers,
 )
+from ml.runtime import OnnxFunction
 from tests.conftest import shared_path
 from tests.ml import keras_numpy
 
@@ -40,6 +41,17 @@ def test_port_matches_numpy_forward_pass_of_the_h5_file(weights):
     assert actual.shape == (3, 7)
     np.testing.assert_allclose(actual, expected, atol=1e-5)
     np.testing.assert_allclose(actual.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_the_recognizer_under_onnx_runtime_matches_the_numpy_forward_pass(weights):
+    recognizer = EmotionRecognizer(load_emotion_model(weights))
+    assert isinstance(recognizer.forward, OnnxFunction)
+    rng = np.random.default_rng(1)
+    # Odd sizes inside the network (the third pool sees 15x15): "same" padding computed in ONNX's
+    # integer division must agree with Python's.
+    inputs = [rng.uniform(-1, 1, (64, 64)).astype(np.float32) for _ in range(5)]
+    expected = keras_numpy.forward(str(weights), np.stack(inputs)[..., None].astype(np.float64))
+    np.testing.assert_allclose(recognizer.predict(inputs), expected, atol=1e-5)
 
 
 def test_port_has_the_files_layers(weights):
