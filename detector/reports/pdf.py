@@ -12,8 +12,9 @@ from xml.sax.saxutils import escape
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from detector import charts, provenance
+from detector import provenance
 from detector.catalog import accuracy_sentence
+from detector.reports import figures
 from detector.reports.data import EMOTION_NOTE, LIMITS_TEXT, METHOD_TEXT, ReportData
 from detector.verdicts import read as read_verdict
 
@@ -188,15 +189,14 @@ def _scores(page: _Page, data: ReportData, story: list) -> None:
         return
     story.append(page.heading("Scores"))
     if s["file"]["media_type"] == "video":
-        png = charts.timeline(
+        png = figures.timeline(
             [fr.timestamp_s for fr in data.frames],
             [fr.fake_probability for fr in data.frames],
             s["threshold"],
             (s["uncertain_low"], s["uncertain_high"]),
-            fmt="png",
         )
         story.append(page.Image(io.BytesIO(png), width=page.width, height=page.width * 2.4 / 7.5))
-    png = charts.histogram([face.fake_probability for face in faces], s["threshold"], fmt="png")
+    png = figures.histogram([face.fake_probability for face in faces], s["threshold"])
     story.append(page.Image(io.BytesIO(png), width=page.width * 0.5, height=page.width * 0.5 * 2.4 / 3.8))
 
 
@@ -210,11 +210,10 @@ def _expressions(page: _Page, data: ReportData, story: list) -> None:
     where = "over the video" if is_video else "in the photo"
     story.append(page.text(f"Mix {where}: " + ", ".join(f"{k} {v:.0%}" for k, v in mix), page.small))
     if is_video:
-        png = charts.emotion_timeline(
+        png = figures.emotion_timeline(
             [fr.timestamp_s for fr in data.frames],
             [(face.emotions or None) if (face := data.frame_face(fr)) else None for fr in data.frames],
             s["emotion_changes"],
-            fmt="png",
         )
         story.append(page.Image(io.BytesIO(png), width=page.width, height=page.width * 2.2 / 7.5))
     changes = s["emotion_changes"]
