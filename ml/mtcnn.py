@@ -252,8 +252,13 @@ def _window(start: float, end: float, scale: float, length: int) -> tuple[int, i
 def _integral_images(images: np.ndarray) -> torch.Tensor:
     """`(N, H+1, W+1, 3)` sums of all pixels above and left of each position, exact: int32
     where no sum can reach 2**31 (any frame up to 8.4 megapixels), else float64."""
-    depth = cv2.CV_32S if 255 * images.shape[1] * images.shape[2] < 2**31 else cv2.CV_64F
-    return torch.from_numpy(np.stack([cv2.integral(image, sdepth=depth) for image in images]))
+    count, height, width, channels = images.shape
+    exact_in_int32 = 255 * height * width < 2**31
+    sums = np.empty((count, height + 1, width + 1, channels), np.int32 if exact_in_int32 else np.float64)
+    for image, out in zip(images, sums, strict=True):
+        # Written in place: stacking separate results copied 45 MB for 16 frames of 640x360 (30 ms).
+        cv2.integral(image, sum=out, sdepth=cv2.CV_32S if exact_in_int32 else cv2.CV_64F)
+    return torch.from_numpy(sums)
 
 
 def _crop_boxes(
