@@ -10,8 +10,9 @@ crops). The outputs agree with PyTorch's to about 3e-5 on features of size 6: fl
 in another order. The expression model (`ml.emotion`) runs 4-5x faster there (64 faces: 161 ->
 34 ms on one thread), its batch norms folded by ONNX Runtime's graph optimisations.
 
-MTCNN's networks stay in PyTorch: measured the same way, P-Net gained only on batches of whole
-pyramid levels, and R-Net and O-Net on channels-last crops ran 1.6x slower under ONNX Runtime.
+MTCNN's networks stay in PyTorch: on the channels-last inputs it gives them, P-Net ran slower
+under ONNX Runtime (a whole pyramid of 5 frames: 90 -> 110 ms on one thread, 50 -> 60 ms on
+two), and R-Net and O-Net 1.6x slower.
 """
 
 from __future__ import annotations
