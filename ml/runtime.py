@@ -72,13 +72,36 @@ class OnnxFunction:
         if threads not in self._sessions:
             import onnxruntime
 
+            _share_one_arena()
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             # ONNX Runtime's threads otherwise spin for a while after each run, taking the cores
             # from the PyTorch and decoding work that follows on a 2-core machine.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            # Memory: every session draws on the process's one arena, and no block is planned
+            # and kept per input shape (batches of 16 and their remainders). With a session's
+            # own arena and plans, a process with the video and photo models peaked at 2,500 MiB
+            # against 1,782 MiB in PyTorch; so, at 1,974 MiB, with the same speed.
+            options.add_session_config_entry("session.use_env_allocators", "1")
+            options.enable_mem_pattern = False
             self._sessions[threads] = onnxruntime.InferenceSession(
                 self.graph, options, providers=["CPUExecutionProvider"]
             )
         return self._sessions[threads]
+
+
+_arena_shared = False
+
+
+def _share_one_arena() -> None:
+    """Registers, once per process, the CPU memory arena all sessions share."""
+    global _arena_shared
+    if not _arena_shared:
+        import onnxruntime
+
+        memory = onnxruntime.OrtMemoryInfo(
+            "Cpu", onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, onnxruntime.OrtMemType.DEFAULT
+        )
+        onnxruntime.create_and_register_allocator(memory, onnxruntime.OrtArenaCfg(0, -1, -1, -1))
+        _arena_shared = True
