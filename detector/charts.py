@@ -18,6 +18,8 @@ from xml.sax.saxutils import escape
 from ml.results import EMOTIONS, top_emotion  # torch-free: safe in the web process
 
 FAKE, REAL, MUTED, SERIES, EXPRESSION = "#d9534f", "#3c9d5d", "#8a93a0", "#4a7bd0", "#8e6bbf"
+# The threshold's dashed line, in both charts that show it.
+THRESHOLD_LINE = f'class="threshold" stroke="{MUTED}" stroke-width="1" stroke-dasharray="4 3"'
 
 
 def ticks(low: float, high: float, most: int = 6) -> list[float]:
@@ -126,8 +128,7 @@ def timeline(
         f'fill="{MUTED}" fill-opacity="0.15"/>'
     )
     y = plot.y(threshold)
-    dashed = f'class="threshold" stroke="{MUTED}" stroke-width="1" stroke-dasharray="4 3"'
-    plot.add(f'<line {dashed} x1="{plot.x0}" y1="{y}" x2="{plot.x1}" y2="{y}"/>')
+    plot.add(f'<line {THRESHOLD_LINE} x1="{plot.x0}" y1="{y}" x2="{plot.x1}" y2="{y}"/>')
     points = [(t, s) for t, s in zip(times, scores, strict=True) if s is not None]
     if points:
         path = " ".join(f"{plot.x(t)},{plot.y(s)}" for t, s in points)
@@ -145,7 +146,8 @@ def timeline(
         f'fill="{MUTED}" fill-opacity="0.15"/>'
     )
     plot.text(plot.x1 - 232, legend_y, "uncertain band", anchor="start")
-    plot.add(f'<line {dashed} x1="{plot.x1 - 130}" y1="{legend_y - 3.5}" x2="{plot.x1 - 112}" y2="{legend_y - 3.5}"/>')
+    mark_y = legend_y - 3.5
+    plot.add(f'<line {THRESHOLD_LINE} x1="{plot.x1 - 130}" y1="{mark_y}" x2="{plot.x1 - 112}" y2="{mark_y}"/>')
     plot.text(plot.x1 - 106, legend_y, f"threshold {threshold:.2f}", anchor="start")
     return plot.svg(f"P(fake) of {len(points)} analysed frames over {end:.1f} s; threshold {threshold:.2f}")
 
@@ -173,10 +175,7 @@ def histogram(scores: list[float], threshold: float) -> bytes:
             f"{count} face{'s' if count != 1 else ''}</title></rect>"
         )
     x = plot.x(threshold)
-    plot.add(
-        f'<line class="threshold" stroke="{MUTED}" stroke-width="1" stroke-dasharray="4 3" '
-        f'x1="{x}" y1="{plot.y0}" x2="{x}" y2="{plot.y1}"/>'
-    )
+    plot.add(f'<line {THRESHOLD_LINE} x1="{x}" y1="{plot.y0}" x2="{x}" y2="{plot.y1}"/>')
     return plot.svg(f"P(fake) of {len(scores)} faces in 20 bins; threshold {threshold:.2f}")
 
 

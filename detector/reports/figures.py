@@ -6,9 +6,8 @@ import io
 
 import numpy as np
 
+from detector.charts import EXPRESSION, FAKE, MUTED, REAL, SERIES  # the page's colours
 from ml.results import EMOTIONS, top_emotion  # torch-free: safe in the web process
-
-FAKE, REAL, MUTED = "#d9534f", "#3c9d5d", "#8a93a0"
 
 
 def _figure(width: float, height: float, left: float = 0.6, top: float = 0.3):
@@ -56,7 +55,7 @@ def timeline(
     points = [(t, s) for t, s in zip(times, scores, strict=True) if s is not None]
     if points:
         xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, color="#4a7bd0", linewidth=1.4)
+        ax.plot(xs, ys, color=SERIES, linewidth=1.4)
         ax.scatter(xs, ys, c=[FAKE if y >= threshold else REAL for y in ys], s=14, zorder=3)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlim(0, max(times[-1] if times else 1.0, 0.1))
@@ -98,7 +97,7 @@ def emotion_timeline(
         rows = [EMOTIONS.index(top_emotion(e)) for _, e in points]
         sure = [max(e.values()) for _, e in points]
         ax.plot(xs, rows, color=MUTED, linewidth=0.8, alpha=0.6)
-        ax.scatter(xs, rows, s=22, c="#8e6bbf", alpha=[0.3 + 0.7 * p for p in sure], zorder=3)
+        ax.scatter(xs, rows, s=22, c=EXPRESSION, alpha=[0.3 + 0.7 * p for p in sure], zorder=3)
     ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
     ax.set_ylim(-0.5, len(EMOTIONS) - 0.5)
     ax.set_xlim(0, max(times[-1] if times else 1.0, 0.1))
