@@ -3,7 +3,7 @@ and faces grouped across frames into tracks (one track per person)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -187,10 +187,12 @@ class Interpolated(Detection):
 
 def detect_sparse(
     detector: FaceDetector,
-    images: Sequence[np.ndarray],
+    images: Iterable[np.ndarray],
     timestamps: Sequence[float],
     max_gap_s: float = 0.15,
     follow_gap_s: float = FOLLOW_GAP_S,
+    chunk: int | None = None,
+    on_found: Callable[[list[int], list[list[Detection]]], None] | None = None,
 ) -> list[list[Detection]]:
     """Faces in every frame, running the detector on only every other frame when frames are
     at most `max_gap_s` apart (100 frames of a 10 s video: 0.1 s), and searching only around
@@ -199,35 +201,62 @@ def detect_sparse(
 
     A skipped frame gets the faces whose track appears in both neighbouring frames, with box
     and landmarks halfway between (`Interpolated`); faces are still cropped from the skipped
-    frame's own pixels. Tracks are assigned over all frames. Halves detection, which is most
-    of an analysis's time, when many frames are asked for.
+    frame's own pixels. Tracks are assigned over all frames (`Tracks`). Halves detection,
+    which is most of an analysis's time, when many frames are asked for.
+
+    `images` (one per timestamp, in order) may arrive while they are decoded: with `chunk`,
+    the detector runs on each `chunk` frames it runs on as soon as they are there (rounded up
+    to whole groups of `detect_following`, so the faces are those of one call on all of them,
+    to ~1e-5 px: MTCNN's batches then hold other frames, and its sums run in another order),
+    and `on_found(positions, faces)` is told the faces of the frames that are then settled
+    (those searched, and those between them): the objects returned, tracks assigned.
     """
-    n = len(images)
+    n = len(timestamps)
     gaps = np.diff(np.asarray(timestamps, np.float64))
     median_gap = float(np.median(gaps)) if len(gaps) else float("inf")
     search_every = FOLLOW_SEARCH_EVERY if median_gap <= follow_gap_s else 1
-    if n < 5 or median_gap > max_gap_s:
-        detections = detector.detect_following(images, search_every)
-        assign_tracks(detections)
-        return detections
-    detected = sorted(set(range(0, n, 2)) | {n - 1})
-    found = dict(zip(detected, detector.detect_following([images[i] for i in detected], search_every), strict=True))
-    assign_tracks([found[i] for i in detected], max_gap=2)
-    detections: list[list[Detection]] = []
-    for i in range(n):
-        if i in found:
-            detections.append(found[i])
+    interpolate = n >= 5 and median_gap <= max_gap_s
+    detected = sorted(set(range(0, n, 2)) | {n - 1}) if interpolate else list(range(n))
+    step = len(detected) if chunk is None else -(-chunk // search_every) * search_every
+    runs_on = set(detected)
+    tracks = Tracks(max_gap=2 if interpolate else 3)
+    faces_at: dict[int, list[Detection]] = {}
+    waiting: list[np.ndarray] = []
+    done = 0  # frames of `detected` searched so far
+    for i, image in enumerate(images):
+        if i in runs_on:
+            waiting.append(image)
+        if len(waiting) < step and not (i == n - 1 and waiting):
             continue
-        before = {face.track_id: face for face in found[i - 1]}
-        faces = []
-        for face in found[i + 1]:
-            if face.track_id in before:
-                a = before[face.track_id]
-                box = tuple((u + v) / 2 for u, v in zip(a.box, face.box, strict=True))
-                landmarks = (a.landmarks + face.landmarks) / 2
-                faces.append(Interpolated(box, landmarks, min(a.confidence, face.confidence), face.track_id))
-        detections.append(faces)
-    return detections
+        new: dict[int, list[Detection]] = {}
+        found = detector.detect_following(waiting, search_every)
+        for position, faces in zip(detected[done : done + len(found)], found, strict=True):
+            tracks.add(faces)
+            new[position] = faces_at[position] = faces
+            if position - 1 not in runs_on and position >= 2:  # a frame the detector skips
+                new[position - 1] = faces_at[position - 1] = _between(faces_at[position - 2], faces)
+        done += len(found)
+        waiting = []
+        if on_found is not None:
+            positions = sorted(new)
+            on_found(positions, [new[position] for position in positions])
+    if len(faces_at) != n:
+        raise ValueError(f"{n} timestamps, but images for {len(faces_at)} of the frames")
+    return [faces_at[i] for i in range(n)]
+
+
+def _between(before: Sequence[Detection], after: Sequence[Detection]) -> list[Detection]:
+    """The faces of a skipped frame: those whose track is in the frames on both sides, with
+    box and landmarks halfway between."""
+    earlier = {face.track_id: face for face in before}
+    faces: list[Detection] = []
+    for face in after:
+        if face.track_id in earlier:
+            a = earlier[face.track_id]
+            box = tuple((u + v) / 2 for u, v in zip(a.box, face.box, strict=True))
+            landmarks = (a.landmarks + face.landmarks) / 2
+            faces.append(Interpolated(box, landmarks, min(a.confidence, face.confidence), face.track_id))
+    return faces
 
 
 def _regions(near: Sequence[Sequence[Detection]], scale: float) -> list[Region]:
@@ -293,18 +322,38 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def assign_tracks(frames: Sequence[Sequence[Detection]], max_gap: int = 3) -> int:
-    """Give every detection a `track_id` so the same person keeps one id across frames.
+    """Give every detection a `track_id` so the same person keeps one id across frames
+    (`Tracks`). Returns the number of tracks."""
+    tracks = Tracks(max_gap)
+    for detections in frames:
+        tracks.add(detections)
+    return tracks.count
+
+
+class Tracks:
+    """People followed across frames, given one frame at a time.
 
     Greedy matching on box overlap and centre distance (relative to face size) against each
     track's last box, allowing a track to miss up to `max_gap` sampled frames. Sampled frames
     can be far apart in time, so a face that moved less than one face-width still matches.
-    Returns the number of tracks.
     """
-    tracks: list[dict] = []  # {"id", "box", "last"}
-    for frame_number, detections in enumerate(frames):
+
+    def __init__(self, max_gap: int = 3) -> None:
+        self.max_gap = max_gap
+        self._tracks: list[dict] = []  # {"id", "box", "last"}
+        self._frames = 0
+
+    @property
+    def count(self) -> int:
+        return len(self._tracks)
+
+    def add(self, detections: Sequence[Detection]) -> None:
+        """Set the `track_id` of each detection of the next frame."""
+        frame_number, tracks = self._frames, self._tracks
+        self._frames += 1
         candidates = []
         for t, track in enumerate(tracks):
-            if frame_number - track["last"] > max_gap:
+            if frame_number - track["last"] > self.max_gap:
                 continue
             for d, detection in enumerate(detections):
                 score = _match_score(track["box"], detection.box)
@@ -322,7 +371,6 @@ def assign_tracks(frames: Sequence[Sequence[Detection]], max_gap: int = 3) -> in
             if d not in used_detections:
                 detection.track_id = len(tracks)
                 tracks.append({"id": len(tracks), "box": detection.box, "last": frame_number})
-    return len(tracks)
 
 
 def _match_score(a: Sequence[float], b: Sequence[float]) -> float:

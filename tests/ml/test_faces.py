@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ml.faces import Detection, assign_tracks, crop_face
+from ml.faces import Detection, Interpolated, assign_tracks, crop_face, detect_sparse
 from ml.media import read_frames, read_image
 from tests.conftest import shared_path
 
@@ -117,3 +117,37 @@ def test_tracks_on_a_real_video_keep_the_presenter_in_one_track(face_detector):
     assign_tracks(detections)
     presenter = {faces[0].track_id for faces in detections}
     assert len(presenter) == 1
+
+
+@pytest.mark.parametrize("n", [20, 100])  # faces followed between whole searches; every other frame detected
+def test_detecting_frames_as_they_arrive_finds_what_one_call_finds(face_detector, n):
+    path = shared_path("data", "videos", "ffpp", "fake", "Deepfakes_044_945.mp4")
+    _, frames = read_frames(path, n)
+    timestamps = [frame.timestamp_s for frame in frames]
+    at_once = detect_sparse(face_detector, [frame.image for frame in frames], timestamps)
+
+    told: list[tuple[int, list[Detection]]] = []
+
+    def on_found(positions, found):
+        told.extend(zip(positions, found, strict=True))
+
+    arriving = (frame.image for frame in frames)  # a generator, as frames come from a decoder
+    in_chunks = detect_sparse(face_detector, arriving, timestamps, chunk=4, on_found=on_found)
+
+    assert any(isinstance(face, Interpolated) for faces in at_once for face in faces) == (n == 100)
+    assert [len(faces) for faces in in_chunks] == [len(faces) for faces in at_once]
+    for ours, theirs in zip(in_chunks, at_once, strict=True):
+        for a, b in zip(ours, theirs, strict=True):
+            # MTCNN's batches hold other frames, so sums run in another order: ~1e-5 px apart.
+            assert a.box == pytest.approx(b.box, abs=1e-3)
+            np.testing.assert_allclose(a.landmarks, b.landmarks, rtol=0, atol=1e-3)
+            assert a.track_id == b.track_id and type(a) is type(b)
+    # Every frame's faces were told once, in order, as the objects returned.
+    assert [position for position, _ in told] == list(range(n))
+    assert all(faces is in_chunks[position] for position, faces in told)
+
+
+def test_detection_needs_an_image_for_every_timestamp(face_detector):
+    _, frames = read_frames(shared_path("data", "videos", "ffpp", "real", "033.mp4"), 10)
+    with pytest.raises(ValueError, match="10 timestamps"):
+        detect_sparse(face_detector, [frame.image for frame in frames[:7]], [f.timestamp_s for f in frames], chunk=4)

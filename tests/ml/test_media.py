@@ -1,10 +1,20 @@
+import threading
+
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from ml.errors import MediaTooLargeError, UnreadableMediaError
-from ml.media import detect_media_type, probe_video, read_frames, read_image, sample_indices
+from ml.media import (
+    BackgroundDecoding,
+    FrameReader,
+    detect_media_type,
+    probe_video,
+    read_frames,
+    read_image,
+    sample_indices,
+)
 from tests.conftest import shared_path
 from tests.media_factory import write_h264, write_video
 
@@ -187,3 +197,39 @@ def test_a_decompression_bomb_is_refused_without_decoding(tmp_path):
     assert path.stat().st_size < 2_000_000
     with pytest.raises(MediaTooLargeError):
         read_image(path)
+
+
+def test_frames_decoded_in_the_background_are_those_read_frames_gives():
+    path = shared_path("data", "videos", "ffpp", "fake", "Deepfakes_044_945.mp4")
+    info, expected = read_frames(path, 20)
+    reader = FrameReader(path, 20)
+    assert reader.timestamps == [frame.timestamp_s for frame in expected]  # known before decoding
+    with BackgroundDecoding(reader, threads=1) as decoding:
+        got = list(decoding)
+    assert decoding.done and decoding.frames == got and decoding.seconds > 0
+    assert [frame.index for frame in got] == [frame.index for frame in expected]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(got, expected, strict=True))
+    assert reader.info() == info
+
+
+def test_background_decoding_raises_its_error_where_the_frames_are_taken():
+    class Failing:
+        def frames(self, threads):
+            yield "a frame"
+            raise MediaTooLargeError("a frame of 9000x9000 is more than 8.8 megapixels")
+
+    with BackgroundDecoding(Failing()) as decoding:
+        taken = []
+        with pytest.raises(MediaTooLargeError, match="9000x9000"):
+            for frame in decoding:
+                taken.append(frame)
+    assert taken == ["a frame"] and decoding.done
+
+
+def test_leaving_background_decoding_early_stops_its_thread():
+    path = shared_path("data", "videos", "ffpp", "real", "033.mp4")
+    with BackgroundDecoding(FrameReader(path, 100), threads=1) as decoding:
+        for _ in decoding:
+            break
+    assert decoding.done
+    assert not [thread for thread in threading.enumerate() if thread.name == "decoding"]

@@ -7,18 +7,23 @@ interpolated between (half the detection time at 100 frames); when frames are <=
 three of every four frames detected on are searched only around the faces of the frame
 before. The reference searches every frame whole. The faces that decide the verdict must be
 found in the same frames, P(fake) move by at most 0.02 and the verdict stay. The CNN's trunk
-runs under ONNX Runtime on the CPU: against PyTorch, every face's P(fake) within 1e-4.
+runs under ONNX Runtime on the CPU: against PyTorch, every face's P(fake) within 1e-4. Faces
+are detected and scored while later frames are decoded: against decoding first, the same
+faces, crops and scores.
 """
 
 import functools
 
+import numpy as np
 import pytest
 
 import ml.inference
 from ml.faces import FaceDetector, detect_sparse
 from ml.inference import Detector
+from ml.media import FrameReader
 from ml.runtime import OnnxFunction
 from tests.conftest import shared_path
+from tests.media_factory import write_frames_from
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +86,54 @@ def test_the_trunk_under_onnx_runtime_loses_nothing(detector):
         assert abs(a.heatmap - b.heatmap).max() < 1e-3
     assert onnx.fake_probability == pytest.approx(torch_.fake_probability, abs=1e-4)
     assert onnx.verdict == torch_.verdict
+
+
+def sequentially(monkeypatch):
+    """Decode every frame first, then detect: the path a one-thread worker and a damaged file take."""
+    monkeypatch.setattr(Detector, "_decode_beside_detection", lambda self, path, n, explain: None)
+
+
+def assert_same_analysis(ours, theirs):
+    assert [frame.index for frame in ours.frames] == [frame.index for frame in theirs.frames]
+    assert [len(frame.faces) for frame in ours.frames] == [len(frame.faces) for frame in theirs.frames]
+    for a, b in zip(ours.faces(), theirs.faces(), strict=True):
+        # MTCNN's batches hold other frames (sums in another order): boxes ~1e-5 px apart.
+        assert a.box == pytest.approx(b.box, abs=1e-3)
+        assert a.track_id == b.track_id and a.interpolated == b.interpolated
+        assert a.fake_probability == pytest.approx(b.fake_probability, abs=1e-4)
+        assert a.heatmap is None or abs(a.heatmap - b.heatmap).max() < 1e-3
+    assert ours.fake_probability == pytest.approx(theirs.fake_probability, abs=1e-4)
+    assert ours.verdict == theirs.verdict
+
+
+@pytest.mark.parametrize("frames", [20, 100])
+def test_detecting_and_scoring_while_decoding_loses_nothing(detector, monkeypatch, frames):
+    path = shared_path("data", "videos", "ffpp", "fake", "Face2Face_469_481.mp4")
+    scored_early = []
+    score_faces = Detector._score_faces
+
+    def spy(self, frames_, faces, explain, timings):
+        scored_early.append(len(faces))
+        return score_faces(self, frames_, faces, explain, timings)
+
+    monkeypatch.setattr(Detector, "_score_faces", spy)
+    beside = detector.analyze_video(path, frames, emotions=False)
+    assert len(scored_early) > 1  # some faces were scored before the last frame was decoded
+    sequentially(monkeypatch)
+    after = detector.analyze_video(path, frames, emotions=False)
+    assert_same_analysis(beside, after)
+
+
+def test_a_damaged_video_is_read_as_without_decoding_beside(detector, monkeypatch, tmp_path):
+    # Its second half is noise: frames there do not decode, and `read_frames` samples again
+    # over the part that does.
+    path = write_frames_from(shared_path("data", "videos", "ffpp", "real", "033.mp4"), tmp_path / "clip.mp4", 120, 2)
+    data = bytearray(path.read_bytes())
+    start, end = len(data) * 6 // 10, len(data) * 95 // 100
+    data[start:end] = np.random.default_rng(0).integers(0, 256, end - start, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    assert len(list(FrameReader(path, 20).frames())) < 20
+
+    damaged = detector.analyze_video(path, 20, emotions=False)
+    sequentially(monkeypatch)
+    assert_same_analysis(damaged, detector.analyze_video(path, 20, emotions=False))
