@@ -145,6 +145,17 @@ class FaceDetector:
                 found[i] = faces
         return found
 
+    def follow(self, image: np.ndarray, before: Sequence[Detection] | None) -> list[Detection]:
+        """One frame of `detect_following`, on its own (for frames that arrive one at a time):
+        its faces searched around `before`, the faces of the frame before it, or whole when
+        `before` is None (a frame searched whole in its turn) or empty, or when the search
+        around it finds fewer faces."""
+        if before:
+            faces = self.detect([image], [before])[0]
+            if len(faces) >= len(before):
+                return faces
+        return self.detect([image])[0]
+
     def _detect_batch(
         self, images: list[np.ndarray], scale: float, regions: list[Region] | None = None
     ) -> list[list[Detection]]:
@@ -191,8 +202,7 @@ def detect_sparse(
     timestamps: Sequence[float],
     max_gap_s: float = 0.15,
     follow_gap_s: float = FOLLOW_GAP_S,
-    chunk: int | None = None,
-    on_found: Callable[[list[int], list[list[Detection]]], None] | None = None,
+    on_found: Callable[[int, list[Detection]], None] | None = None,
 ) -> list[list[Detection]]:
     """Faces in every frame, running the detector on only every other frame when frames are
     at most `max_gap_s` apart (100 frames of a 10 s video: 0.1 s), and searching only around
@@ -204,12 +214,13 @@ def detect_sparse(
     frame's own pixels. Tracks are assigned over all frames (`Tracks`). Halves detection,
     which is most of an analysis's time, when many frames are asked for.
 
-    `images` (one per timestamp, in order) may arrive while they are decoded: with `chunk`,
-    the detector runs on each `chunk` frames it runs on as soon as they are there (rounded up
-    to whole groups of `detect_following`, so the faces are those of one call on all of them,
-    to ~1e-5 px: MTCNN's batches then hold other frames, and its sums run in another order),
-    and `on_found(positions, faces)` is told the faces of the frames that are then settled
-    (those searched, and those between them): the objects returned, tracks assigned.
+    With `on_found`, `images` (one per timestamp, in order) may arrive while they are decoded:
+    each frame is searched on its own as soon as it is there (`FaceDetector.follow`), and
+    `on_found(position, faces)` is told each frame's faces, in order, once they are settled
+    (the objects returned, tracks assigned). The faces are those of one batched call on all
+    frames, to ~1e-5 px (MTCNN's batches hold other frames then, and its sums run in another
+    order). Without it, the frames it runs on are searched in batches, which is faster when
+    they are all at hand.
     """
     n = len(timestamps)
     gaps = np.diff(np.asarray(timestamps, np.float64))
@@ -217,29 +228,34 @@ def detect_sparse(
     search_every = FOLLOW_SEARCH_EVERY if median_gap <= follow_gap_s else 1
     interpolate = n >= 5 and median_gap <= max_gap_s
     detected = sorted(set(range(0, n, 2)) | {n - 1}) if interpolate else list(range(n))
-    step = len(detected) if chunk is None else -(-chunk // search_every) * search_every
     runs_on = set(detected)
     tracks = Tracks(max_gap=2 if interpolate else 3)
     faces_at: dict[int, list[Detection]] = {}
-    waiting: list[np.ndarray] = []
-    done = 0  # frames of `detected` searched so far
-    for i, image in enumerate(images):
-        if i in runs_on:
-            waiting.append(image)
-        if len(waiting) < step and not (i == n - 1 and waiting):
-            continue
-        new: dict[int, list[Detection]] = {}
-        found = detector.detect_following(waiting, search_every)
-        for position, faces in zip(detected[done : done + len(found)], found, strict=True):
-            tracks.add(faces)
-            new[position] = faces_at[position] = faces
-            if position - 1 not in runs_on and position >= 2:  # a frame the detector skips
-                new[position - 1] = faces_at[position - 1] = _between(faces_at[position - 2], faces)
-        done += len(found)
-        waiting = []
+
+    def settle(position: int, faces: list[Detection]) -> None:
+        tracks.add(faces)
+        faces_at[position] = faces
+        if position - 1 not in runs_on and position >= 2:  # a frame the detector skips
+            faces_at[position - 1] = _between(faces_at[position - 2], faces)
+            if on_found is not None:
+                on_found(position - 1, faces_at[position - 1])
         if on_found is not None:
-            positions = sorted(new)
-            on_found(positions, [new[position] for position in positions])
+            on_found(position, faces)
+
+    if on_found is None:
+        images = list(images)
+        if len(images) != n:
+            raise ValueError(f"{n} timestamps, but {len(images)} images")
+        found = detector.detect_following([images[i] for i in detected], search_every)
+        for position, faces in zip(detected, found, strict=True):
+            settle(position, faces)
+    else:
+        searched = 0  # frames of `detected` searched so far
+        for i, image in enumerate(images):
+            if i in runs_on:
+                before = None if searched % search_every == 0 else faces_at[detected[searched - 1]]
+                settle(i, detector.follow(image, before))
+                searched += 1
     if len(faces_at) != n:
         raise ValueError(f"{n} timestamps, but images for {len(faces_at)} of the frames")
     return [faces_at[i] for i in range(n)]

@@ -6,7 +6,8 @@
 
 Models are loaded once per process and reused (`get_detector`). The pipeline: sample N
 frames over the whole video -> detect every face (MTCNN, downscaled) -> group faces into
-tracks -> crop each face at the model's input size -> score each crop -> per-track score
+tracks -> crop each face at the model's input size -> score each crop (the first stages
+overlapping: faces are detected and scored while later frames decode) -> per-track score
 (the sequence model over the track's frames, or the mean) -> the verdict from the most
 suspicious track among those big and steady enough to judge -> Grad-CAM per face; and,
 beside the verdict but never in it, the facial expression of each face (`ml.emotion`) and
@@ -46,8 +47,6 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights"
 THUMBNAIL_WIDTH = 320
 # Batches of 16 ran faster than 32 or 64 on two cores (cache-sized activations).
 BATCH_SIZE = 16
-# While frames are decoded, faces are detected in every this many frames as they arrive.
-DETECT_CHUNK = 4
 
 Progress = Callable[[str, float], None]
 
@@ -199,15 +198,18 @@ class Detector:
     def _decode_beside_detection(
         self, path: str | Path, n: int, explain: bool
     ) -> tuple[VideoInfo, list[Frame], list[list[Detection]], dict[tuple[int, int], _Scored], dict[str, float]] | None:
-        """The sampled frames decoded on one thread while, on torch's other threads, faces are
-        detected in the frames already decoded, `DETECT_CHUNK` at a time, and scored
-        (`BackgroundDecoding`, `detect_sparse(on_found=...)`): the frames, faces and scores of
-        decoding first and the rest after (boxes within ~1e-5 px), in less time. Returns the video's facts, the frames,
-        their faces, the faces scored so far and the two stages' seconds ("detect": what
-        detection took after decoding had ended); or None for a file whose frames did not all
-        decode (a damaged file: `read_frames` samples the part that does) or whose frames'
-        timestamps are not those its packets gave (detection's pace is chosen from them before
-        decoding)."""
+        """The sampled frames decoded on threads of their own while, on torch's other threads,
+        faces are detected in each frame as it arrives and scored (`BackgroundDecoding`,
+        `detect_sparse(on_found=...)`). The frames, faces and scores are
+        those of decoding first and the rest after (boxes within ~1e-5 px), in less time: on
+        two cores, decoding takes one and everything else the other, until decoding ends.
+
+        Returns the video's facts, the frames, their faces, the faces scored so far and the two
+        stages' seconds ("detect": what detection took after decoding had ended); or None for a
+        file whose frames did not all decode (a damaged file: `read_frames` samples the part
+        that does) or whose frames' timestamps are not those its packets gave (detection's pace
+        is chosen from them before decoding).
+        """
         started = time.perf_counter()
         threads = torch.get_num_threads()
         decoding_threads = threads // 2  # the cores are shared while both run (1 and 1 here)
@@ -226,16 +228,14 @@ class Detector:
 
         scored: dict[tuple[int, int], _Scored] = {}
 
-        def score(positions: list[int], found: list[list[Detection]]) -> None:
+        def score(position: int, faces: list[Detection]) -> None:
             if not decoding.done:  # else the rest are scored together, in full batches
-                keyed = {(f, j): face for f, row in zip(positions, found, strict=True) for j, face in enumerate(row)}
+                keyed = {(position, j): face for j, face in enumerate(faces)}
                 scored.update(self._score_faces(decoding.frames, keyed, explain, {}))
 
         try:
             with BackgroundDecoding(reader, decoding_threads) as decoding:
-                detections = detect_sparse(
-                    self.face_detector, images(), reader.timestamps, chunk=DETECT_CHUNK, on_found=score
-                )
+                detections = detect_sparse(self.face_detector, images(), reader.timestamps, on_found=score)
         except _FramesMissing:
             return None
         finally:

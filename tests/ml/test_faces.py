@@ -127,16 +127,12 @@ def test_detecting_frames_as_they_arrive_finds_what_one_call_finds(face_detector
     at_once = detect_sparse(face_detector, [frame.image for frame in frames], timestamps)
 
     told: list[tuple[int, list[Detection]]] = []
-
-    def on_found(positions, found):
-        told.extend(zip(positions, found, strict=True))
-
     arriving = (frame.image for frame in frames)  # a generator, as frames come from a decoder
-    in_chunks = detect_sparse(face_detector, arriving, timestamps, chunk=4, on_found=on_found)
+    one_by_one = detect_sparse(face_detector, arriving, timestamps, on_found=lambda *found: told.append(found))
 
     assert any(isinstance(face, Interpolated) for faces in at_once for face in faces) == (n == 100)
-    assert [len(faces) for faces in in_chunks] == [len(faces) for faces in at_once]
-    for ours, theirs in zip(in_chunks, at_once, strict=True):
+    assert [len(faces) for faces in one_by_one] == [len(faces) for faces in at_once]
+    for ours, theirs in zip(one_by_one, at_once, strict=True):
         for a, b in zip(ours, theirs, strict=True):
             # MTCNN's batches hold other frames, so sums run in another order: ~1e-5 px apart.
             assert a.box == pytest.approx(b.box, abs=1e-3)
@@ -144,10 +140,13 @@ def test_detecting_frames_as_they_arrive_finds_what_one_call_finds(face_detector
             assert a.track_id == b.track_id and type(a) is type(b)
     # Every frame's faces were told once, in order, as the objects returned.
     assert [position for position, _ in told] == list(range(n))
-    assert all(faces is in_chunks[position] for position, faces in told)
+    assert all(faces is one_by_one[position] for position, faces in told)
 
 
 def test_detection_needs_an_image_for_every_timestamp(face_detector):
     _, frames = read_frames(shared_path("data", "videos", "ffpp", "real", "033.mp4"), 10)
+    images, timestamps = [frame.image for frame in frames[:7]], [frame.timestamp_s for frame in frames]
     with pytest.raises(ValueError, match="10 timestamps"):
-        detect_sparse(face_detector, [frame.image for frame in frames[:7]], [f.timestamp_s for f in frames], chunk=4)
+        detect_sparse(face_detector, images, timestamps)
+    with pytest.raises(ValueError, match="10 timestamps"):
+        detect_sparse(face_detector, iter(images), timestamps, on_found=lambda position, faces: None)
