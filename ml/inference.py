@@ -199,10 +199,11 @@ class Detector:
         self, path: str | Path, n: int, explain: bool
     ) -> tuple[VideoInfo, list[Frame], list[list[Detection]], dict[tuple[int, int], _Scored], dict[str, float]] | None:
         """The sampled frames decoded on threads of their own while, on torch's other threads,
-        faces are detected in each frame as it arrives and scored (`BackgroundDecoding`,
-        `detect_sparse(on_found=...)`). The frames, faces and scores are
-        those of decoding first and the rest after (boxes within ~1e-5 px), in less time: on
-        two cores, decoding takes one and everything else the other, until decoding ends.
+        faces are detected in each frame as it arrives (frames that arrived together, in
+        batches) and scored (`BackgroundDecoding`, `detect_sparse(waiting=..., on_found=...)`).
+        The frames, faces and scores are those of decoding first and the rest after (boxes
+        within ~1e-5 px), in less time: on two cores, decoding takes one and everything else
+        the other, until decoding ends.
 
         Returns the video's facts, the frames, their faces, the faces scored so far and the two
         stages' seconds ("detect": what detection took after decoding had ended); or None for a
@@ -235,7 +236,9 @@ class Detector:
 
         try:
             with BackgroundDecoding(reader, decoding_threads) as decoding:
-                detections = detect_sparse(self.face_detector, images(), reader.timestamps, on_found=score)
+                detections = detect_sparse(
+                    self.face_detector, images(), reader.timestamps, waiting=decoding.waiting, on_found=score
+                )
         except _FramesMissing:
             return None
         finally:

@@ -246,8 +246,9 @@ class BackgroundDecoding:
                 ...
 
     Iterating raises what decoding raised. `frames` holds the frames handed out so far,
-    `done` says whether decoding has ended, `started` when it started (`time.perf_counter()`)
-    and `seconds` how long it took. Leaving the block stops decoding and waits for its thread.
+    `waiting()` how many more are there now, `done` whether decoding has ended, `started` when
+    it started (`time.perf_counter()`) and `seconds` how long it took. Leaving the block stops
+    decoding and waits for its thread.
     """
 
     def __init__(self, reader: FrameReader, threads: int = 0) -> None:
@@ -264,6 +265,10 @@ class BackgroundDecoding:
     @property
     def done(self) -> bool:
         return self._finished.is_set()
+
+    def waiting(self) -> int:
+        """How many decoded frames can be taken now without waiting for the decoder."""
+        return self._arrived.qsize()
 
     def __enter__(self) -> BackgroundDecoding:
         self.started = time.perf_counter()

@@ -120,15 +120,37 @@ def test_tracks_on_a_real_video_keep_the_presenter_in_one_track(face_detector):
 
 
 @pytest.mark.parametrize("n", [20, 100])  # faces followed between whole searches; every other frame detected
-def test_detecting_frames_as_they_arrive_finds_what_one_call_finds(face_detector, n):
+@pytest.mark.parametrize("backlog", [0, 5])  # frames taken one at a time; six at a time, some searched in batches
+def test_detecting_frames_as_they_arrive_finds_what_one_call_finds(face_detector, n, backlog):
     path = shared_path("data", "videos", "ffpp", "fake", "Deepfakes_044_945.mp4")
     _, frames = read_frames(path, n)
     timestamps = [frame.timestamp_s for frame in frames]
     at_once = detect_sparse(face_detector, [frame.image for frame in frames], timestamps)
 
+    taken = []
+    searched_alone = []
+    follow = face_detector.follow
+
+    def arriving():  # a generator, as frames come from a decoder
+        for frame in frames:
+            taken.append(frame.index)
+            yield frame.image
+
+    def follow_one(image, before):
+        searched_alone.append(image)
+        return follow(image, before)
+
     told: list[tuple[int, list[Detection]]] = []
-    arriving = (frame.image for frame in frames)  # a generator, as frames come from a decoder
-    one_by_one = detect_sparse(face_detector, arriving, timestamps, on_found=lambda *found: told.append(found))
+    face_detector.follow = follow_one
+    try:
+        one_by_one = detect_sparse(
+            face_detector, arriving(), timestamps, waiting=lambda: backlog, on_found=lambda *found: told.append(found)
+        )
+    finally:
+        del face_detector.follow
+    assert len(taken) == n
+    runs_on = n if n == 20 else n // 2 + 1
+    assert (len(searched_alone) == runs_on) == (backlog == 0) and searched_alone
 
     assert any(isinstance(face, Interpolated) for faces in at_once for face in faces) == (n == 100)
     assert [len(faces) for faces in one_by_one] == [len(faces) for faces in at_once]
