@@ -158,7 +158,9 @@ class Detector:
         progress = progress or _no_progress
         started = time.perf_counter()
         progress("decoding", 0.0)
-        overlapped = self._decode_beside_detection(path, frames, explain) if torch.get_num_threads() > 1 else None
+        overlapped = None
+        if torch.get_num_threads() > 1:  # a core for decoding, and one or more for the rest
+            overlapped = self._decode_beside_detection(path, frames, explain, progress)
         if overlapped is not None:
             info, sampled, detections, scored, timings = overlapped
         else:
@@ -196,7 +198,7 @@ class Detector:
     # -- the pipeline ---------------------------------------------------------------------
 
     def _decode_beside_detection(
-        self, path: str | Path, n: int, explain: bool
+        self, path: str | Path, n: int, explain: bool, progress: Progress
     ) -> tuple[VideoInfo, list[Frame], list[list[Detection]], dict[tuple[int, int], _Scored], dict[str, float]] | None:
         """The sampled frames decoded on threads of their own while, on torch's other threads,
         faces are detected in each frame as it arrives (frames that arrived together, in
@@ -217,6 +219,7 @@ class Detector:
         reader = FrameReader(path, n)
 
         def images():
+            progress("decoding and detecting faces", 0.1)
             for frame in decoding:
                 # Detection gets the decoding thread's core back once the last frame is there.
                 last = len(decoding.frames) == len(reader.timestamps)

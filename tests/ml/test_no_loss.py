@@ -16,6 +16,7 @@ import functools
 
 import numpy as np
 import pytest
+import torch
 
 import ml.inference
 from ml.faces import FaceDetector, detect_sparse
@@ -88,9 +89,19 @@ def test_the_trunk_under_onnx_runtime_loses_nothing(detector):
     assert onnx.verdict == torch_.verdict
 
 
+@pytest.fixture
+def two_threads():
+    """Decoding runs beside the analysis where torch has two threads or more; `make test` gives
+    each test process one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
 def sequentially(monkeypatch):
     """Decode every frame first, then detect: the path a one-thread worker and a damaged file take."""
-    monkeypatch.setattr(Detector, "_decode_beside_detection", lambda self, path, n, explain: None)
+    monkeypatch.setattr(Detector, "_decode_beside_detection", lambda self, path, n, explain, progress: None)
 
 
 def assert_same_analysis(ours, theirs):
@@ -107,7 +118,7 @@ def assert_same_analysis(ours, theirs):
 
 
 @pytest.mark.parametrize("frames", [20, 100])
-def test_detecting_and_scoring_while_decoding_loses_nothing(detector, monkeypatch, frames):
+def test_detecting_and_scoring_while_decoding_loses_nothing(detector, monkeypatch, two_threads, frames):
     path = shared_path("data", "videos", "ffpp", "fake", "Face2Face_469_481.mp4")
     scored_early = []
     score_faces = Detector._score_faces
@@ -124,7 +135,7 @@ def test_detecting_and_scoring_while_decoding_loses_nothing(detector, monkeypatc
     assert_same_analysis(beside, after)
 
 
-def test_a_damaged_video_is_read_as_without_decoding_beside(detector, monkeypatch, tmp_path):
+def test_a_damaged_video_is_read_as_without_decoding_beside(detector, monkeypatch, two_threads, tmp_path):
     # Its second half is noise: frames there do not decode, and `read_frames` samples again
     # over the part that does.
     path = write_frames_from(shared_path("data", "videos", "ffpp", "real", "033.mp4"), tmp_path / "clip.mp4", 120, 2)
@@ -133,7 +144,16 @@ def test_a_damaged_video_is_read_as_without_decoding_beside(detector, monkeypatc
     data[start:end] = np.random.default_rng(0).integers(0, 256, end - start, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
     assert len(list(FrameReader(path, 20).frames())) < 20
+    gave_up = []
+    beside = Detector._decode_beside_detection
 
+    def spy(self, *args):
+        result = beside(self, *args)
+        gave_up.append(result is None)
+        return result
+
+    monkeypatch.setattr(Detector, "_decode_beside_detection", spy)
     damaged = detector.analyze_video(path, 20, emotions=False)
+    assert gave_up == [True]
     sequentially(monkeypatch)
     assert_same_analysis(damaged, detector.analyze_video(path, 20, emotions=False))
