@@ -7,6 +7,7 @@ EXIF orientation applied).
 from __future__ import annotations
 
 import bisect
+import copy
 import math
 import queue
 import threading
@@ -137,7 +138,7 @@ def read_frames(path: str | Path, n: int = DEFAULT_FRAMES, threads: int = 0) -> 
     frames = sorted(reader.frames(threads), key=lambda frame: frame.index)
     decodable = max((frame.index for frame in frames), default=-1) + 1
     if len(frames) < len(reader.timestamps) and 0 < decodable < reader.frame_count:
-        reader = FrameReader(path, n, decodable)
+        reader = reader.first(decodable)
         frames = sorted(reader.frames(threads), key=lambda frame: frame.index)
     if not frames:
         raise UnreadableMediaError(f"{reader.path.name}: no frame of the video could be decoded")
@@ -153,8 +154,7 @@ class FrameReader:
     `timestamps` has, where `read_frames` samples the part that decodes.
     """
 
-    def __init__(self, path: str | Path, n: int = DEFAULT_FRAMES, first: int | None = None) -> None:
-        """Samples N frames of the video's first `first` frames (all when None)."""
+    def __init__(self, path: str | Path, n: int = DEFAULT_FRAMES) -> None:
         if not MIN_FRAMES <= n <= MAX_FRAMES:
             raise ValueError(f"frames must be between {MIN_FRAMES} and {MAX_FRAMES}, not {n}")
         self.path = Path(path)
@@ -162,14 +162,24 @@ class FrameReader:
             stream = container.streams.video[0]
             _check_size(self.path, stream.codec_context.width, stream.codec_context.height)
             index = _index(stream, container)
-            time_base = float(stream.time_base or 0)
+            self._time_base = float(stream.time_base or 0)
         if not index.pts:
             raise UnreadableMediaError(f"{self.path.name}: the video has no decodable frames")
-        self._index = index if first is None else index.first(first)
-        self._wanted = sample_indices(len(self._index.pts), n)
-        self._time_base = time_base
+        self._n = n
+        self._sample(index)
+
+    def first(self, count: int) -> FrameReader:
+        """A reader of N frames sampled from the video's first `count` frames, without another
+        demuxing pass."""
+        reader = copy.copy(self)
+        reader._sample(self._index.first(count))
+        return reader
+
+    def _sample(self, index: _Index) -> None:
+        self._index = index
+        self._wanted = sample_indices(len(index.pts), self._n)
         self._rotation = 0
-        self.timestamps = [self._seconds(i, self._index.pts[i]) for i in self._wanted]
+        self.timestamps = [self._seconds(i, index.pts[i]) for i in self._wanted]
 
     @property
     def frame_count(self) -> int:
