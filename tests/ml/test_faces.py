@@ -172,3 +172,22 @@ def test_detection_needs_an_image_for_every_timestamp(face_detector):
         detect_sparse(face_detector, images, timestamps)
     with pytest.raises(ValueError, match="10 timestamps"):
         detect_sparse(face_detector, iter(images), timestamps, on_found=lambda position, faces: None)
+
+
+def test_frames_above_720p_are_searched_for_the_faces_that_can_decide_a_verdict(face_detector):
+    from ml.calibration import MIN_COUNTED_FACE
+
+    _, frames = read_frames(shared_path("data", "videos", "ffpp", "real", "033.mp4"), 10)
+    image = frames[0].image  # 854x480: the presenter (~75 px) and a face in the background (~44 px)
+    alone = face_detector.detect([image])[0]
+    assert len(alone) == 2 and alone[1].size < MIN_COUNTED_FACE < alone[0].size
+    # The same pixels in a 1080p frame: the presenter is found where they are; faces too small to
+    # decide a verdict are not looked for there (in MTCNN's 640-px copy this one is 15 px).
+    frame = np.full((1080, 1920, 3), 128, np.uint8)
+    frame[300:780, 500:1354] = image
+    inside = face_detector.detect([frame])[0]
+    assert len(inside) == 1
+    moved = np.asarray(alone[0].box) + np.array([500, 300, 500, 300])
+    np.testing.assert_allclose(inside[0].box, moved, rtol=0, atol=0.1 * alone[0].size)
+    assert face_detector.smallest_face(480, 854) == face_detector.smallest_face(720, 1280) == 40
+    assert face_detector.smallest_face(1080, 1920) == face_detector.smallest_face(2160, 3840) == MIN_COUNTED_FACE
