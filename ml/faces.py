@@ -29,12 +29,13 @@ FOLLOW_REACH = 2.5
 # (at 0.5 some boxes on FF++ frames differed from the whole search's by 10 % of the face; at
 # 0.3 and 0.2, 2 of 190 followed frames differed, and 0.3 is a fifth faster).
 FOLLOW_SMALLEST = 0.3
-# The smallest face searched grows with frames larger than 720p: this fraction of the frame's
+# The smallest face looked for grows with frames larger than 720p: this fraction of the frame's
 # shorter side (40 px at 720p, 60 at 1080p), up to the smallest face that can decide a verdict
-# (`MIN_COUNTED_FACE`), so every face that can decide is still searched. MTCNN works on a
-# 640-px copy, where a 40-px face of a 1080p frame is 13 px; looking for faces that small was
-# half the time of a whole search (one 1080p frame, one thread: 130 -> 68 ms), for faces that
-# are shown but never decide.
+# (`MIN_COUNTED_FACE`), so every face that can decide is still looked for. MTCNN works on a
+# 640-px copy, where a 40-px face of a 1080p frame is 13 px, and its pyramid's levels for such
+# faces are its largest. The pyramid stays the one `min_face_size` sets (its levels decide the
+# boxes: shifting it to start at 60 px moved one FF++ video's P(fake) by 0.034); only the levels
+# for smaller faces are left out.
 SMALLEST_FACE_OF_FRAME = 1 / 18
 
 
@@ -120,14 +121,20 @@ class FaceDetector:
         try:
             for (height, width), indices in by_size.items():
                 scale = min(1.0, self.detect_size / max(height, width))
-                smallest_face = self.smallest_face(height, width)
+                smallest = self.smallest_face(height, width) * scale  # in the scaled copy's pixels
                 for start in range(0, len(indices), self.batch_size):
                     chunk = indices[start : start + self.batch_size]
-                    regions = None if near is None else _regions([near[i] for i in chunk], scale)
-                    if regions == []:
-                        continue
                     small = [_resize(images[i], scale) for i in chunk]
-                    for i, faces in zip(chunk, self._detect_batch(small, scale, smallest_face, regions), strict=True):
+                    if near is not None:
+                        regions = _regions([near[i] for i in chunk], scale, smallest)
+                        if not regions:
+                            continue
+                    elif smallest > self.min_face_size * scale:
+                        # The whole image, on the pyramid's levels of the faces looked for.
+                        regions = [_whole(k, small[k], smallest) for k in range(len(chunk))]
+                    else:
+                        regions = None
+                    for i, faces in zip(chunk, self._detect_batch(small, scale, regions), strict=True):
                         results[i] = faces
         finally:
             torch.set_num_threads(threads)
@@ -176,13 +183,13 @@ class FaceDetector:
         return max(self.min_face_size, min(relative, MIN_COUNTED_FACE))
 
     def _detect_batch(
-        self, images: list[np.ndarray], scale: float, smallest_face: float, regions: list[Region] | None = None
+        self, images: list[np.ndarray], scale: float, regions: list[Region] | None = None
     ) -> list[list[Detection]]:
         from ml.mtcnn import detect_face
 
         # The scaled-down minimum face size must stay >= 12 px, MTCNN's smallest window.
         mtcnn = self.mtcnn
-        min_face = max(12, round(smallest_face * scale))
+        min_face = max(12, round(self.min_face_size * scale))
         with torch.inference_mode():
             boxes, points = detect_face(
                 np.stack(images),
@@ -301,9 +308,9 @@ def _between(before: Sequence[Detection], after: Sequence[Detection]) -> list[De
     return faces
 
 
-def _regions(near: Sequence[Sequence[Detection]], scale: float) -> list[Region]:
+def _regions(near: Sequence[Sequence[Detection]], scale: float, smallest_face: float) -> list[Region]:
     """The regions to search, in the pixels of images scaled by `scale`, around each face of
-    `near[k]` for image k of a batch."""
+    `near[k]` for image k of a batch, for faces of at least `smallest_face` (scaled pixels)."""
     from ml.mtcnn import Region
 
     regions = []
@@ -311,9 +318,18 @@ def _regions(near: Sequence[Sequence[Detection]], scale: float) -> list[Region]:
         for face in faces:
             x1, y1, x2, y2 = (v * scale for v in face.box)
             cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, face.size * scale * FOLLOW_REACH / 2
-            smallest = face.size * scale * FOLLOW_SMALLEST
+            smallest = max(face.size * scale * FOLLOW_SMALLEST, smallest_face)
             regions.append(Region(image, cx - half, cy - half, cx + half, cy + half, smallest))
     return regions
+
+
+def _whole(image: int, pixels: np.ndarray, smallest_face: float) -> Region:
+    """All of image `image` of a batch, for faces of at least `smallest_face` pixels: a region
+    twice its size, so that every pyramid level's window is the whole level (`_window`)."""
+    from ml.mtcnn import Region
+
+    height, width = pixels.shape[:2]
+    return Region(image, 0.0, 0.0, 2.0 * width, 2.0 * height, smallest_face)
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:

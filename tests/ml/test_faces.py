@@ -1,7 +1,8 @@
+import cv2
 import numpy as np
 import pytest
 
-from ml.faces import Detection, Interpolated, assign_tracks, crop_face, detect_sparse
+from ml.faces import Detection, FaceDetector, Interpolated, assign_tracks, crop_face, detect_sparse
 from ml.media import read_frames, read_image
 from tests.conftest import shared_path
 
@@ -189,5 +190,16 @@ def test_frames_above_720p_are_searched_for_the_faces_that_can_decide_a_verdict(
     assert len(inside) == 1
     moved = np.asarray(alone[0].box) + np.array([500, 300, 500, 300])
     np.testing.assert_allclose(inside[0].box, moved, rtol=0, atol=0.1 * alone[0].size)
+    # The whole frame scaled to 1080p: both faces are large enough to be looked for, and the
+    # presenter (~165 px) is found as a search for faces of every size finds them: the pyramid is
+    # the same, only its levels for smaller faces are left out. (The other face, ~90 px, may come
+    # out a few pixels apart: its box draws on candidates of those levels.)
+    everything = FaceDetector()
+    everything.smallest_face = lambda height, width: everything.min_face_size
+    frame = cv2.resize(image, (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    theirs, ours = everything.detect([frame])[0], face_detector.detect([frame])[0]
+    assert len(ours) == len(theirs) == 2 and ours[1].size > MIN_COUNTED_FACE
+    np.testing.assert_allclose(ours[0].box, theirs[0].box, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(ours[0].landmarks, theirs[0].landmarks, rtol=0, atol=1e-3)
     assert face_detector.smallest_face(480, 854) == face_detector.smallest_face(720, 1280) == 40
     assert face_detector.smallest_face(1080, 1920) == face_detector.smallest_face(2160, 3840) == MIN_COUNTED_FACE
