@@ -124,16 +124,16 @@ class FaceDetector:
                 smallest = self.smallest_face(height, width) * scale  # in the scaled copy's pixels
                 for start in range(0, len(indices), self.batch_size):
                     chunk = indices[start : start + self.batch_size]
-                    small = [_resize(images[i], scale) for i in chunk]
                     if near is not None:
                         regions = _regions([near[i] for i in chunk], scale, smallest)
                         if not regions:
                             continue
                     elif smallest > self.min_face_size * scale:
                         # The whole image, on the pyramid's levels of the faces looked for.
-                        regions = [_whole(k, small[k], smallest) for k in range(len(chunk))]
+                        regions = [_whole(k, height * scale, width * scale, smallest) for k in range(len(chunk))]
                     else:
                         regions = None
+                    small = [_resize(images[i], scale) for i in chunk]
                     for i, faces in zip(chunk, self._detect_batch(small, scale, regions), strict=True):
                         results[i] = faces
         finally:
@@ -323,12 +323,12 @@ def _regions(near: Sequence[Sequence[Detection]], scale: float, smallest_face: f
     return regions
 
 
-def _whole(image: int, pixels: np.ndarray, smallest_face: float) -> Region:
-    """All of image `image` of a batch, for faces of at least `smallest_face` pixels: a region
-    twice its size, so that every pyramid level's window is the whole level (`_window`)."""
+def _whole(image: int, height: float, width: float, smallest_face: float) -> Region:
+    """All of image `image` of a batch (its size in scaled pixels), for faces of at least
+    `smallest_face`: a region twice its size, so that every pyramid level's window is the whole
+    level (`_window`)."""
     from ml.mtcnn import Region
 
-    height, width = pixels.shape[:2]
     return Region(image, 0.0, 0.0, 2.0 * width, 2.0 * height, smallest_face)
 
 
