@@ -385,7 +385,8 @@ class Detector:
     def _score(
         self, crops: list[np.ndarray], explain: bool, timings: dict[str, float]
     ) -> tuple[torch.Tensor, np.ndarray, np.ndarray | None]:
-        """Embeddings, P(fake) and (if asked) Grad-CAM heatmaps for every crop."""
+        """Embeddings, P(fake) and (if asked) Grad-CAM heatmaps for every crop; sets
+        `timings["explain"]` to the seconds Grad-CAM took."""
         if not crops:
             return torch.empty(0), np.empty(0, np.float32), None
         embeddings, probabilities, heatmaps = [], [], []
