@@ -29,9 +29,13 @@ from ml.inference import Detector
 
 threads, video_model, photo_model = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 device = sys.argv[4] if len(sys.argv) > 4 else "cpu"
+float32 = len(sys.argv) > 5 and sys.argv[5] == "float32"
 if threads:
     torch.set_num_threads(threads)
 detectors = {"video": Detector.load(video_model, device=device), "image": Detector.load(photo_model, device=device)}
+for detector in detectors.values():
+    if float32 and getattr(detector, "bf16", False):
+        detector.bf16 = False  # refs before 2026-11-29 chose bfloat16 by themselves on some CPUs
 print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:
     request = json.loads(line)
@@ -60,9 +64,15 @@ class Engine:
     root: Path
     process: subprocess.Popen = field(init=False)
 
-    def start(self, threads: int, video_model: Path, photo_model: Path, device: str = "cpu") -> "Engine":
+    def start(
+        self, threads: int, video_model: Path, photo_model: Path, device: str = "cpu", float32: bool = False
+    ) -> "Engine":
+        """Starts the engine's process and waits until its models are loaded. With `float32`, its
+        CNN computes in float32 even where the ref would choose bfloat16 by itself (refs before
+        2026-11-29 did on CPUs with AVX512-BF16 or AMX)."""
+        precision = "float32" if float32 else "auto"
         self.process = subprocess.Popen(
-            [sys.executable, "-c", ENGINE, str(threads), str(video_model), str(photo_model), device],
+            [sys.executable, "-c", ENGINE, str(threads), str(video_model), str(photo_model), device, precision],
             cwd=self.root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

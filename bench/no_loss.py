@@ -10,6 +10,10 @@ difference in P(fake) per file (must be within 0.02) and the files whose verdict
 
 With --at-1080p, each video is first scaled up to 1080 lines (x264, made once and kept in
 ~/.cache): a change that treats large frames differently is measured on faces as FF++ has them.
+
+Both engines run their CNN in float32. Refs before 2026-11-29 chose bfloat16 by themselves on
+CPUs with AVX512-BF16 or AMX, which moves P(fake) by up to 0.11 (README, "Speed"): a choice of
+precision, since reverted, that would hide what the speed work itself changed.
 """
 
 import argparse
@@ -40,8 +44,8 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp())
     models = (model_path("efficientnet_lstm", scratch), model_path("efficientnet", scratch))
     with baseline(args.baseline) as (name, checkout):
-        base = Engine(name, checkout).start(args.threads, *models)
-        current = Engine("current", ROOT).start(args.threads, *models)
+        base = Engine(name, checkout).start(args.threads, *models, float32=True)
+        current = Engine("current", ROOT).start(args.threads, *models, float32=True)
         try:
             pairs = [(v, base.ask("video", v, args.frames), current.ask("video", v, args.frames)) for v in videos]
         finally:
