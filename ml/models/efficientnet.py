@@ -81,8 +81,8 @@ class SameConv2d(nn.Conv2d):
         if self.symmetric:
             return super().forward(x)
         # Plain ints, and the zero said out loud: exported to ONNX, the pads are then constants
-        # and ONNX Runtime folds each Pad into its convolution (one face 11.7 -> 9.3 ms on one
-        # thread: no copy, and no layout change to pad and back). Traced sizes would be
+        # and ONNX Runtime folds each Pad into its convolution (the trunk 11.7 -> 9.3 ms a face
+        # on one thread: no copy, and no layout change to pad and back). Traced sizes would be
         # computed in the graph, which nothing folds; an unstated value leaves the Pad's
         # optional input empty, which its fusion refuses.
         height, width = (int(size) for size in x.shape[-2:])
